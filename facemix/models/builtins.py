@@ -1,0 +1,102 @@
+"""Built-in models. Each builder takes (num_classes, pretrained, image_size, **options) and returns a module."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn as nn
+
+from facemix.errors import FacemixConfigError
+from facemix.models.heads import BackboneClassifier, MLPHead, feature_size
+from facemix.models.pretrained import Pretrained, create_timm
+from facemix.models.registry import register
+
+
+def _check_size(name: str, image_size: int, minimum: int) -> None:
+    if image_size < minimum:
+        raise FacemixConfigError(
+            f"data.image_size={image_size} is too small for model '{name}' (it down-samples by {minimum}); "
+            f"use data.image_size >= {minimum}."
+        )
+
+
+@register("vgg16")
+def vgg16(
+    num_classes: int,
+    pretrained: Pretrained = False,
+    image_size: int = 64,
+    hidden: Sequence[int] = (256, 256),
+    dropout: float = 0.5,
+    freeze_backbone: bool = False,
+) -> nn.Module:
+    """VGG16's convolutional base + the studies' Flatten -> 256 -> 256 head.
+
+    timm's own ``vgg16`` adds a 7x7 conv 'pre-logits' 4096 wide, which is 3-4x slower on a CPU and not what the
+    studies trained; we keep only ``features``.
+    """
+    _check_size("vgg16", image_size, 32)
+    backbone = create_timm("vgg16", pretrained).features
+    head = MLPHead(feature_size(backbone, image_size), num_classes, hidden, dropout)
+    return BackboneClassifier(backbone, head, freeze_backbone)
+
+
+def _pooled_timm(timm_name: str, num_classes: int, pretrained: Pretrained, hidden, dropout, freeze_backbone):
+    backbone = create_timm(timm_name, pretrained, num_classes=0)  # num_classes=0: pooled features, no classifier
+    head = MLPHead(backbone.num_features, num_classes, hidden, dropout)
+    return BackboneClassifier(backbone, head, freeze_backbone)
+
+
+@register("mobilenetv2")
+def mobilenetv2(
+    num_classes: int,
+    pretrained: Pretrained = False,
+    image_size: int = 64,
+    hidden: Sequence[int] = (),
+    dropout: float = 0.2,
+    freeze_backbone: bool = False,
+) -> nn.Module:
+    """timm ``mobilenetv2_100`` with global pooling and a new head."""
+    _check_size("mobilenetv2", image_size, 32)
+    return _pooled_timm("mobilenetv2_100", num_classes, pretrained, hidden, dropout, freeze_backbone)
+
+
+@register("timm")
+def timm_model(
+    num_classes: int,
+    timm_name: str = "resnet18",
+    pretrained: Pretrained = False,
+    image_size: int = 64,
+    hidden: Sequence[int] = (),
+    dropout: float = 0.0,
+    freeze_backbone: bool = False,
+) -> nn.Module:
+    """Any timm model (``timm_name``), pooled, with a new head."""
+    return _pooled_timm(timm_name, num_classes, pretrained, hidden, dropout, freeze_backbone)
+
+
+@register("simple_cnn")
+def simple_cnn(
+    num_classes: int,
+    pretrained: Pretrained = False,
+    image_size: int = 64,
+    channels: Sequence[int] = (32,),
+    batch_norm: bool = False,
+    hidden: Sequence[int] = (256,),
+    dropout: float = 0.0,
+    freeze_backbone: bool = False,
+) -> nn.Module:
+    """The studies' baseline: [Conv 3x3 -> (BN) -> ReLU -> MaxPool 2x2] per width -> Flatten -> Dense -> Dense."""
+    if pretrained not in (False, None, "false"):
+        raise FacemixConfigError("model 'simple_cnn' has no pretrained weights; set model.pretrained=false.")
+    _check_size("simple_cnn", image_size, 2 ** len(channels))
+    layers: list[nn.Module] = []
+    in_ch = 3
+    for ch in channels:
+        layers.append(nn.Conv2d(in_ch, ch, 3, padding=1, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(ch))
+        layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        in_ch = ch
+    backbone = nn.Sequential(*layers)
+    head = MLPHead(feature_size(backbone, image_size), num_classes, hidden, dropout)
+    return BackboneClassifier(backbone, head, freeze_backbone)

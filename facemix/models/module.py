@@ -1,0 +1,147 @@
+"""The one LightningModule: any registry model, cross-entropy, Adam + ReduceLROnPlateau, per-class metrics."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from facemix.models.registry import create
+
+STAGES = ("train", "val", "test")
+
+
+def _stage_metrics(num_classes: int) -> MetricCollection:
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "f1_macro": MulticlassF1Score(num_classes, average="macro"),
+            "f1_per_class": MulticlassF1Score(num_classes, average="none"),
+        }
+    )
+
+
+def _fused_kwargs(optimizer_cls: type[torch.optim.Optimizer], params: Sequence[torch.nn.Parameter]) -> dict:
+    """``fused=True`` where torch offers it for these parameters' device (8x faster Adam step on VGG16's CPU)."""
+    if "fused" not in inspect.signature(optimizer_cls).parameters or not params:
+        return {}
+    device = params[0].device.type
+    supported = {"cuda", "cpu", "mps", "xpu"} if torch.__version__ >= "2.4" else {"cuda"}
+    return {"fused": True} if device in supported and all(p.is_floating_point() for p in params) else {}
+
+
+class ClassifierModule(pl.LightningModule):
+    """Trains ``facemix.models.create(name, ...)``; hyper-parameters are saved so a checkpoint rebuilds itself."""
+
+    def __init__(
+        self,
+        name: str,
+        num_classes: int,
+        class_names: Sequence[str],
+        image_size: int,
+        pretrained: bool | str = False,
+        freeze_backbone: bool = False,
+        options: Mapping[str, Any] | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        plateau_factor: float = 0.5,
+        plateau_patience: int = 2,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        class_names = list(class_names)
+        if len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+        self.save_hyperparameters()
+        self.net = create(
+            name,
+            num_classes,
+            pretrained=pretrained,
+            image_size=image_size,
+            freeze_backbone=freeze_backbone,
+            **dict(options or {}),
+        )
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.metrics = torch.nn.ModuleDict({f"{s}_metrics": _stage_metrics(num_classes) for s in STAGES})
+        self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.test_predictions: dict[str, np.ndarray] | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.hparams.class_names)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def _step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y, _ = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self.metrics[f"{stage}_metrics"].update(logits, y)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=stage != "train")
+        return loss, logits
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss, _ = self._step(batch, "train")
+        self.log("loss", loss, on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        _, logits = self._step(batch, "test")
+        self._test_outputs.append((batch[2].detach(), logits.detach().float().softmax(dim=1)))
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        collection = self.metrics[f"{stage}_metrics"]
+        values = collection.compute()
+        self.log(f"{stage}/acc", values["acc"], prog_bar=stage == "val")
+        self.log(f"{stage}/f1_macro", values["f1_macro"], prog_bar=stage == "val")
+        for name, f1 in zip(self.class_names, values["f1_per_class"], strict=True):
+            self.log(f"{stage}/f1_{name}", f1)
+        collection.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._test_outputs.clear()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+        index = torch.cat([i for i, _ in self._test_outputs])
+        probs = torch.cat([p for _, p in self._test_outputs])
+        if self.trainer.world_size > 1:  # gather, then drop the copies a distributed sampler pads with
+            index = self.all_gather(index).flatten()
+            probs = self.all_gather(probs).flatten(0, 1)
+        index, probs = index.cpu().numpy(), probs.cpu().numpy()
+        _, first = np.unique(index, return_index=True)
+        self.test_predictions = {"index": index[first], "probs": probs[first]}
+        self._test_outputs.clear()
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(
+            params,
+            lr=self.hparams.lr,
+            weight_decay=self.hparams.weight_decay,
+            **_fused_kwargs(torch.optim.Adam, params),
+        )
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=self.hparams.plateau_factor, patience=self.hparams.plateau_patience
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}

@@ -1,0 +1,31 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# Never reach for the network in tests: hub look-ups otherwise retry for ~48 s; albumentations checks PyPI.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from tests.helpers import REPO, TINY_DEMO_SCALE
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "mask").is_dir() or not (SHARED_DATA / "realfake").is_dir():
+        pytest.skip(
+            f"the real image samples are not at {SHARED_DATA} (they live beside the checkout, in ../shared/data)"
+        )
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """A paths.data_dir holding the tiny demo set, drawn once per session."""
+    from facemix.data.demo import write_demo
+
+    root = tmp_path_factory.mktemp("data")
+    write_demo(root / "demo_faces" / f"scale_{TINY_DEMO_SCALE}_seed_0", scale=TINY_DEMO_SCALE, seed=0, progress=False)
+    return root

@@ -1,0 +1,68 @@
+"""The real ``python -m facemix.train`` with tiny overrides: artefacts exist and parse."""
+
+import csv
+import json
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.helpers import run_train, tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def _scalars(run_dir):
+    acc = EventAccumulator(str(run_dir / "tensorboard"))
+    acc.Reload()
+    return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+@pytest.mark.parametrize(("model", "data"), [("vgg16", "balanced"), ("mobilenetv2", "unbalanced")])
+def test_train_writes_checkpoints_curves_and_report(data_dir, tmp_path, model, data):
+    run_dir = tmp_path / "run"
+    result = run_train(f"model={model}", f"data={data}", *tiny_overrides(data_dir, run_dir))
+
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
+    assert "last.ckpt" in ckpts and any(n.startswith("epoch_") for n in ckpts)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["hyper_parameters"]["class_names"] == ["real", "fake", "masked"]
+    assert ckpt["hyper_parameters"]["name"] == model
+
+    scalars = _scalars(run_dir)
+    for tag in ("train/loss", "val/loss", "train/acc", "val/acc", "val/f1_macro", "val/f1_fake", "test/f1_macro"):
+        assert tag in scalars, sorted(scalars)
+    assert len(scalars["train/loss"]) == 2 and len(scalars["val/acc"]) == 2  # one point per epoch
+
+    report = json.loads((run_dir / "classification_report.json").read_text())
+    with open(run_dir / "manifest.csv") as fh:
+        test_rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+    assert report["macro avg"]["support"] == len(test_rows)
+    assert set(report) >= {"real", "fake", "masked", "accuracy", "macro avg", "weighted avg"}
+    text = (run_dir / "classification_report.txt").read_text()
+    assert "precision" in text and "macro avg" in text and "Classification report" in result.stdout
+    assert abs(report["macro avg"]["f1-score"] - scalars["test/f1_macro"][-1]) < 1e-4  # one truth, two views
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["best_checkpoint"].endswith(".ckpt")
+
+
+def test_unknown_model_fails_with_the_list(data_dir, tmp_path):
+    result = run_train("model=vgg16", "model.name=nope", *tiny_overrides(data_dir, tmp_path / "run"), check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2
+    assert "'nope' is not a registered model. Available:" in output
+    assert "mobilenetv2" in output and "vgg16" in output and "Traceback" not in output
+
+
+def test_unknown_model_group_option_names_the_choices(data_dir, tmp_path):
+    result = run_train("model=nope", *tiny_overrides(data_dir, tmp_path / "run"), check=False)
+    assert result.returncode != 0 and "vgg16" in result.stderr and "mobilenetv2" in result.stderr
+
+
+def test_a_second_run_never_overwrites_the_first(data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    run_train("model=simple_cnn", *tiny_overrides(data_dir, run_dir), "trainer.max_epochs=1")
+    before = (run_dir / "classification_report.json").read_bytes()
+    result = run_train("model=simple_cnn", *tiny_overrides(data_dir, run_dir), "trainer.max_epochs=1", check=False)
+    assert result.returncode == 2 and "already holds a run" in result.stdout + result.stderr
+    assert (run_dir / "classification_report.json").read_bytes() == before

@@ -1,0 +1,38 @@
+"""Merge the real photo samples in ../shared/data into the three classes and train one short epoch."""
+
+import csv
+import json
+from collections import Counter
+
+import pytest
+
+from tests.helpers import run_train
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_real_samples_merge_and_train(shared_data, tmp_path):
+    run_dir = tmp_path / "run"
+    run_train(
+        "model=mobilenetv2",
+        "data=balanced",
+        "data/sources=shared_samples",
+        f"data.root={shared_data}",
+        f"hydra.run.dir={run_dir}",
+        "data.image_size=64",
+        "data.batch_size=16",
+        "data.num_workers=2",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=4",
+        "trainer.limit_val_batches=2",
+        "trainer.enable_progress_bar=false",
+    )
+    with open(run_dir / "manifest.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert Counter(r["label"] for r in rows) == {"real": 300, "masked": 150, "fake": 150}
+    assert Counter((r["source"], r["source_label"], r["label"]) for r in rows)[("mask", "without_mask", "real")] == 150
+    splits = Counter(r["split"] for r in rows)
+    assert splits == {"train": 360, "val": 180, "test": 60}
+    assert len({r["sha1"] for r in rows}) == len(rows)
+    report = json.loads((run_dir / "classification_report.json").read_text())
+    assert report["macro avg"]["support"] == 60
