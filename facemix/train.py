@@ -16,8 +16,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from facemix.errors import FacemixConfigError
-from facemix.models.pretrained import PretrainedWeightsUnavailable
+from facemix.errors import user_errors_exit
 from facemix.reports.classification import classification_report, write_report
 
 log = logging.getLogger("facemix.train")
@@ -55,7 +54,14 @@ def train(cfg: DictConfig) -> float | None:
 
     datamodule = instantiate(cfg.data)
     classes = datamodule.class_names
-    model = instantiate(cfg.model, num_classes=len(classes), class_names=classes, image_size=cfg.data.image_size)
+    model = instantiate(
+        cfg.model,
+        num_classes=len(classes),
+        class_names=classes,
+        image_size=cfg.data.image_size,
+        class_weights=cfg.loss.class_weights,
+        label_smoothing=cfg.loss.label_smoothing,
+    )
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")), logger=_instantiate_all(cfg.get("logger"))
     )
@@ -77,11 +83,8 @@ def train(cfg: DictConfig) -> float | None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
-    try:
+    with user_errors_exit():
         return train(cfg)
-    except (FacemixConfigError, FileExistsError, PretrainedWeightsUnavailable) as exc:
-        log.error("%s", exc)  # one paragraph the user acts on; no traceback for a mistake in their input
-        raise SystemExit(2) from exc
 
 
 if __name__ == "__main__":

@@ -36,7 +36,33 @@ def _light() -> list[A.BasicTransform]:
     ]
 
 
-PRESETS: dict[str, Callable[[], list[A.BasicTransform]]] = {"none": _none, "light": _light}
+def _keras() -> list[A.BasicTransform]:
+    """The ImageDataGenerator settings the source studies used: rotation 20, shifts 0.2, zoom 0.2, flip,
+    brightness 0.8-1.2 (rescale is the Normalize that ends every pipeline)."""
+    return [
+        A.Affine(
+            rotate=(-20, 20), translate_percent=(-0.2, 0.2), scale=(0.8, 1.2), border_mode=cv2.BORDER_REFLECT_101, p=1.0
+        ),
+        A.HorizontalFlip(p=0.5),
+        A.ColorJitter(brightness=(0.8, 1.2), contrast=0, saturation=0, hue=0, p=1.0),
+    ]
+
+
+def _strong() -> list[A.BasicTransform]:
+    return [
+        *_light(),
+        A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.3, hue=0.05, p=0.7),
+        A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.GaussNoise(std_range=(0.02, 0.08))], p=0.4),
+        A.CoarseDropout(num_holes_range=(1, 3), hole_height_range=(0.1, 0.2), hole_width_range=(0.1, 0.2), p=0.4),
+    ]
+
+
+PRESETS: dict[str, Callable[[], list[A.BasicTransform]]] = {
+    "none": _none,
+    "light": _light,
+    "keras": _keras,
+    "strong": _strong,
+}
 
 
 def _resize(image_size: int) -> A.BasicTransform:

@@ -28,14 +28,16 @@ def vgg16(
     hidden: Sequence[int] = (256, 256),
     dropout: float = 0.5,
     freeze_backbone: bool = False,
+    batch_norm: bool = False,
 ) -> nn.Module:
     """VGG16's convolutional base + the studies' Flatten -> 256 -> 256 head.
 
     timm's own ``vgg16`` adds a 7x7 conv 'pre-logits' 4096 wide, which is 3-4x slower on a CPU and not what the
-    studies trained; we keep only ``features``.
+    studies trained; we keep only ``features``. ``batch_norm`` takes timm's ``vgg16_bn`` base instead: from
+    scratch, plain VGG16 learns the easy classes but not a small, subtle minority in a few epochs.
     """
     _check_size("vgg16", image_size, 32)
-    backbone = create_timm("vgg16", pretrained).features
+    backbone = create_timm("vgg16_bn" if batch_norm else "vgg16", pretrained).features
     head = MLPHead(feature_size(backbone, image_size), num_classes, hidden, dropout)
     return BackboneClassifier(backbone, head, freeze_backbone)
 

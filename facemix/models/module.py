@@ -54,6 +54,8 @@ class ClassifierModule(pl.LightningModule):
         plateau_factor: float = 0.5,
         plateau_patience: int = 2,
         channels_last: bool = False,
+        class_weights: str | Sequence[float] | None = None,
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         class_names = list(class_names)
@@ -70,6 +72,14 @@ class ClassifierModule(pl.LightningModule):
         )
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        if isinstance(class_weights, str) and class_weights != "auto":
+            raise ValueError(f"loss.class_weights is '{class_weights}'; use auto, {num_classes} numbers or null")
+        if class_weights is not None and not isinstance(class_weights, str):
+            class_weights = [float(w) for w in class_weights]
+            if len(class_weights) != num_classes:
+                raise ValueError(f"loss.class_weights has {len(class_weights)} values for {num_classes} classes")
+        weights = torch.tensor(class_weights) if isinstance(class_weights, list) else torch.ones(num_classes)
+        self.register_buffer("loss_weights", weights.float())  # filled from the train split for "auto"
         self.metrics = torch.nn.ModuleDict({f"{s}_metrics": _stage_metrics(num_classes) for s in STAGES})
         self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.test_predictions: dict[str, np.ndarray] | None = None
@@ -83,10 +93,22 @@ class ClassifierModule(pl.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if stage == "fit" and self.hparams.class_weights == "auto" and datamodule is not None:
+            counts = torch.bincount(
+                torch.tensor(datamodule.datasets["train"].targets), minlength=self.hparams.num_classes
+            )
+            weights = counts.sum() / (len(counts) * counts.clamp(min=1).float())  # inverse frequency, mean 1
+            self.loss_weights.copy_(weights)
+
     def _step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         x, y, _ = batch
         logits = self(x)
-        loss = F.cross_entropy(logits, y)
+        if stage == "train":  # weights and smoothing shape training; val / test losses stay comparable
+            loss = F.cross_entropy(logits, y, weight=self.loss_weights, label_smoothing=self.hparams.label_smoothing)
+        else:
+            loss = F.cross_entropy(logits, y)
         self.metrics[f"{stage}_metrics"].update(logits, y)
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=stage != "train")
         return loss, logits

@@ -14,15 +14,11 @@ from urllib.parse import urlparse
 import timm
 import torch.nn as nn
 
-from facemix.errors import FacemixConfigError
+from facemix.errors import FacemixConfigError, PretrainedWeightsUnavailable
 
 Pretrained = bool | str | None
 FALSE_WORDS = {"", "false", "no", "0", "none", "null"}
 TRUE_WORDS = {"true", "yes", "1", "hub"}
-
-
-class PretrainedWeightsUnavailable(RuntimeError):
-    pass
 
 
 def _offline_advice(model_name: str) -> str:

@@ -66,3 +66,13 @@ def test_a_second_run_never_overwrites_the_first(data_dir, tmp_path):
     result = run_train("model=simple_cnn", *tiny_overrides(data_dir, run_dir), "trainer.max_epochs=1", check=False)
     assert result.returncode == 2 and "already holds a run" in result.stdout + result.stderr
     assert (run_dir / "classification_report.json").read_bytes() == before
+
+
+def test_fresh_demo_then_loader_worker_processes(tmp_path):
+    """Drawing the demo and the preview decode images in the parent; forked loader workers must not hang."""
+    run_dir = tmp_path / "run"
+    overrides = tiny_overrides(tmp_path / "fresh_data", run_dir)
+    overrides = [o for o in overrides if not o.startswith("data.num_workers")]
+    run_train("model=simple_cnn", *overrides, "data.num_workers=2", "trainer.max_epochs=1", timeout=240)
+    assert (tmp_path / "fresh_data" / "demo_faces" / "scale_0.02_seed_0" / "DEMO.json").exists()
+    assert (run_dir / "augment_preview.png").exists() and (run_dir / "classification_report.json").exists()

@@ -1,0 +1,134 @@
+"""Offline balancing: grow minority classes of the TRAIN split with augmented copies, subsample the rest.
+
+This is the study's "balanced merge". It runs after the split and reads / writes train rows only, so no val or
+test image (nor, through group-aware splitting, a copy of one) can be the parent of a generated image. Every
+generated row records its ``parent``. Generated files are cached under a key of the train rows, recipe, target
+and seed: a second run with the same inputs writes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from facemix.data.images import load_rgb
+from facemix.data.manifest import Sample, class_counts, file_sha1
+from facemix.errors import FacemixConfigError
+
+CACHE_VERSION = 1
+UNUSED = "unused"  # split of train rows that subsampling left out (kept in the manifest for the record)
+
+
+def study_recipe() -> A.BasicTransform:
+    """The study's offline recipe: rotate clockwise or anticlockwise, flip horizontally, Gaussian noise, blur."""
+    return A.OneOf(
+        [
+            A.Rotate(limit=(10, 30), border_mode=cv2.BORDER_REFLECT_101, p=1.0),
+            A.Rotate(limit=(-30, -10), border_mode=cv2.BORDER_REFLECT_101, p=1.0),
+            A.HorizontalFlip(p=1.0),
+            A.GaussNoise(std_range=(0.04, 0.1), p=1.0),
+            A.Blur(blur_limit=(3, 7), p=1.0),
+        ],
+        p=1.0,
+    )
+
+
+RECIPES: dict[str, Callable[[], A.BasicTransform]] = {"study": study_recipe}
+
+
+def cache_key(train: Sequence[Sample], recipe: str, target: int, seed: int) -> str:
+    payload = {
+        "version": CACHE_VERSION,
+        "recipe": recipe,
+        "target": target,
+        "seed": seed,
+        "train": sorted((s.sha1, s.label, s.path) for s in train),
+    }
+    return hashlib.sha1(json.dumps(payload).encode()).hexdigest()[:16]
+
+
+def _plan_parents(train: Sequence[Sample], classes: Sequence[str], target: int, seed: int) -> list[Sample]:
+    """Parents of the images to generate: each minority class cycles through its own images in a seeded order."""
+    rng = np.random.default_rng([seed, 17])
+    parents: list[Sample] = []
+    for cls in classes:
+        rows = [s for s in train if s.label == cls]
+        need = target - len(rows)
+        if need > 0:
+            order = np.concatenate([rng.permutation(len(rows)) for _ in range(need // len(rows) + 1)])[:need]
+            parents += [rows[i] for i in order]
+    return parents
+
+
+def _generate(parents: Sequence[Sample], recipe: str, seed: int, out_dir: Path, progress: bool) -> None:
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    transform = A.Compose([RECIPES[recipe]()], seed=seed)
+    rows = []
+    items = enumerate(parents)
+    if progress:
+        from rich.progress import track
+
+        items = track(items, total=len(parents), description=f"Generating {len(parents)} balanced train images")
+    for i, parent in items:
+        image = transform(image=load_rgb(parent.path))["image"]
+        name = f"{parent.label}/{i:06d}_{Path(parent.path).stem}.jpg"
+        (tmp / parent.label).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        rows.append({"file": name, "parent_index": i})
+    with open(tmp / "index.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["file", "parent_index"])
+        writer.writeheader()
+        writer.writerows(rows)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, out_dir)
+
+
+def offline_balance(
+    samples: Sequence[Sample],
+    classes: Sequence[str],
+    cache_dir: str | Path,
+    target_per_class: int | None = None,
+    recipe: str = "study",
+    seed: int = 0,
+    progress: bool = True,
+) -> list[Sample]:
+    """Return the manifest with the train split balanced to ``target_per_class`` (default: the majority's count)."""
+    if recipe not in RECIPES:
+        raise FacemixConfigError(f"data.offline.recipe is '{recipe}'; choose one of {sorted(RECIPES)}.")
+    train = [s for s in samples if s.split == "train" and not s.parent]
+    counts = class_counts(train, classes)
+    target = int(target_per_class or max(counts.values()))
+    if target < 1:
+        raise FacemixConfigError(f"data.offline.target_per_class must be a positive count, got {target_per_class}.")
+    out_dir = Path(cache_dir) / cache_key(train, recipe, target, seed)
+    parents = _plan_parents(train, classes, target, seed)
+    if not (out_dir / "index.csv").exists():
+        _generate(parents, recipe, seed, out_dir, progress)
+    with open(out_dir / "index.csv", newline="") as fh:
+        index = list(csv.DictReader(fh))
+    generated = []
+    for row in index:
+        parent = parents[int(row["parent_index"])]
+        path = out_dir / row["file"]
+        # every recipe op keeps the size; the parent's dup_group keeps lineage together in any later regrouping
+        generated.append(replace(parent, path=str(path.resolve()), sha1=file_sha1(path), parent=parent.path))
+    rng = np.random.default_rng([seed, 29])
+    dropped: set[str] = set()
+    for cls in classes:
+        rows = [s for s in train if s.label == cls]
+        if len(rows) > target:
+            keep = set(rng.choice(len(rows), target, replace=False).tolist())
+            dropped.update(rows[i].path for i in range(len(rows)) if i not in keep)
+    balanced = [replace(s, split=UNUSED) if s.path in dropped and s.split == "train" else s for s in samples]
+    return balanced + generated

@@ -1,0 +1,38 @@
+"""``python -m facemix.preview [data=...] [augment=...]``: a PNG grid of augmented train images per class.
+
+Composes the same config as training, so what it shows is exactly what ``facemix.train`` would feed the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from facemix.errors import user_errors_exit
+from facemix.reports.plots import augmentation_grid, save_figure
+
+log = logging.getLogger("facemix.preview")
+
+
+def preview(cfg: DictConfig) -> Path:
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    fig = augmentation_grid(datamodule.datasets["train"], datamodule.class_names, cfg.get("per_class", 8), cfg.seed)
+    path = save_figure(fig, Path(cfg.paths.output_dir) / "augment_preview.png")
+    print(f"augmentation preview ({cfg.augment.preset}, {cfg.data.image_size} px): {path}")
+    return path
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    with user_errors_exit():
+        preview(cfg)
+
+
+if __name__ == "__main__":
+    main()
