@@ -56,6 +56,7 @@ def train(cfg: DictConfig) -> float | None:
     classes = datamodule.class_names
     model = instantiate(
         cfg.model,
+        _convert_="all",  # plain containers in hparams, so checkpoints load with torch.load(weights_only=True)
         num_classes=len(classes),
         class_names=classes,
         image_size=cfg.data.image_size,
@@ -69,7 +70,7 @@ def train(cfg: DictConfig) -> float | None:
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
     if trainer.is_global_zero:

@@ -1,0 +1,184 @@
+"""The LightningDataModule: sources -> merged manifest -> split -> (balanced) loaders."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+
+from facemix.augment.balance import offline_balance
+from facemix.augment.presets import eval_transform, train_transform
+from facemix.augment.sampling import balanced_sampler
+from facemix.data.dataset import ManifestDataset
+from facemix.data.demo import write_demo
+from facemix.data.manifest import (
+    Sample,
+    build_manifest,
+    class_counts,
+    infer_classes,
+    read_manifest,
+    specs_from_config,
+    write_manifest,
+)
+from facemix.data.split import SPLITS, split_samples
+from facemix.errors import FacemixConfigError
+
+log = logging.getLogger(__name__)
+BALANCE_MODES = ("none", "sampler", "offline")
+
+
+class FaceMixDataModule(pl.LightningDataModule):
+    """Merges folder sources into one label space and serves train / val / test loaders.
+
+    ``prepare_data`` (one process) draws the demo set if needed and writes the run's manifest; ``setup`` (every
+    process) only reads that manifest, so all ranks see the same split.
+    """
+
+    def __init__(
+        self,
+        sources: Mapping[str, Mapping[str, Any]],
+        manifest_path: str,
+        classes: Sequence[str] | None = None,
+        demo: Mapping[str, Any] | None = None,
+        split: Mapping[str, float] | None = None,
+        keep_source_splits: bool = False,
+        image_size: int = 64,
+        batch_size: int = 32,
+        num_workers: int = 2,
+        balance: str = "none",
+        samples_per_epoch: int | None = None,
+        epoch_size_factor: float = 1.0,
+        offline: Mapping[str, Any] | None = None,
+        augment: str = "light",
+        seed: int = 0,
+        pin_memory: bool = False,
+        root: str | None = None,  # informational: sources interpolate it
+    ) -> None:
+        super().__init__()
+        if balance not in BALANCE_MODES:
+            raise FacemixConfigError(f"data.balance is '{balance}'; choose one of {list(BALANCE_MODES)}.")
+        self.specs = specs_from_config(sources)
+        self.manifest_path = Path(manifest_path)
+        self._classes = list(classes) if classes else None
+        self.demo = dict(demo) if demo else None
+        self.split = dict(split or {"train": 0.6, "val": 0.3, "test": 0.1})
+        self.keep_source_splits = keep_source_splits
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.balance = balance
+        self.samples_per_epoch = samples_per_epoch
+        self.epoch_size_factor = epoch_size_factor
+        self.offline = dict(offline or {})
+        self.augment = augment
+        self.seed = seed
+        self.pin_memory = pin_memory
+        self.samples: list[Sample] = []
+        self.datasets: dict[str, ManifestDataset] = {}
+
+    def _draw_demo_if_needed(self) -> None:
+        if not self.demo:
+            return
+        demo_root = Path(self.demo["root"]).resolve()
+        wanted = [s for s in self.specs if s.root.resolve().is_relative_to(demo_root)]
+        if wanted and not (demo_root / "DEMO.json").exists():
+            write_demo(demo_root, scale=float(self.demo.get("scale", 0.1)), seed=int(self.demo.get("seed", 0)))
+
+    @property
+    def class_names(self) -> list[str]:
+        """Merged class names: ``data.classes`` if given, else the label-map targets or folder names."""
+        if self._classes is None:
+            self._draw_demo_if_needed()
+            self._classes = infer_classes(self.specs)
+        return self._classes
+
+    @property
+    def class_to_idx(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.class_names)}
+
+    def prepare_data(self) -> None:
+        if self.manifest_path.exists():  # a resumed run keeps the data it started with
+            log.info("using the existing manifest %s", self.manifest_path)
+            return
+        self._draw_demo_if_needed()
+        built = build_manifest(self.specs, self.class_names)
+        if built.scan.skipped:
+            shown = "; ".join(f"{p} ({why})" for p, why in built.scan.skipped[:5])
+            log.warning("skipped %d files: %s%s", len(built.scan.skipped), shown, " ..." if len(built.scan.skipped) > 5 else "")
+        for source, labels in built.scan.unmapped_labels.items():
+            log.info("source %s: folders %s are not in its label_map and were left out", source, labels)
+        samples = split_samples(built.samples, self.split, self.seed, self.keep_source_splits)
+        if self.balance == "offline":  # after the split, on train rows only
+            samples = offline_balance(
+                samples,
+                self.class_names,
+                cache_dir=self.offline.get("cache_dir") or self.manifest_path.parent / "offline_cache",
+                target_per_class=self.offline.get("target_per_class"),
+                recipe=self.offline.get("recipe", "study"),
+                seed=self.seed,
+            )
+        write_manifest(samples, self.manifest_path)
+        self._log_counts(samples)
+
+    def _log_counts(self, samples: Sequence[Sample]) -> None:
+        for split in SPLITS:
+            counts = class_counts(samples, self.class_names, split)
+            log.info("%-5s %5d images  %s", split, sum(counts.values()), "  ".join(f"{c}={n}" for c, n in counts.items()))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        self.samples = read_manifest(self.manifest_path)
+        mapping = self.class_to_idx
+        for split in SPLITS:
+            rows = [s for s in self.samples if s.split == split]
+            transform = (
+                train_transform(self.augment, self.image_size) if split == "train" else eval_transform(self.image_size)
+            )
+            self.datasets[split] = ManifestDataset(rows, mapping, transform)
+        train_counts = class_counts(self.datasets["train"].samples, self.class_names)
+        empty = [c for c, n in train_counts.items() if n == 0]
+        if empty:
+            raise FacemixConfigError(
+                f"classes {empty} have no training images after the split of {self.manifest_path}. Give them more "
+                "images, raise data.split.train, or drop them from data.classes."
+            )
+
+    def _loader(self, split: str, **kwargs) -> DataLoader:
+        dataset = self.datasets[split]
+        if len(dataset) == 0:
+            raise FacemixConfigError(
+                f"the {split} split is empty; raise data.split.{split} or add images (manifest: {self.manifest_path})."
+            )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.datasets["train"]
+        drop_last = len(dataset) > self.batch_size  # no size-1 batch for batch norm
+        draws = self.samples_per_epoch or round(len(dataset) * self.epoch_size_factor)
+        if self.balance == "sampler":
+            sampler = balanced_sampler(dataset.targets, draws, self.seed)
+        elif draws != len(dataset):  # more (or fewer) draws per epoch, uniformly over the train rows
+            generator = torch.Generator().manual_seed(self.seed)
+            sampler = RandomSampler(dataset, num_samples=draws, generator=generator)
+        else:
+            return self._loader("train", shuffle=True, drop_last=drop_last)
+        return self._loader("train", sampler=sampler, drop_last=drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
