@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import hydra
-import numpy as np
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from facemix.checkpoints import load_checkpoint
 from facemix.errors import user_errors_exit
-from facemix.reports.classification import classification_report, write_report
+from facemix.evaluate import evaluate
 
 log = logging.getLogger("facemix.train")
 
@@ -35,19 +36,18 @@ def _guard_run_dir(output_dir: Path, resuming: bool) -> None:
         )
 
 
-def write_test_report(model, datamodule, out_dir: Path) -> dict:
-    predictions = model.test_predictions
-    dataset = datamodule.datasets["test"]
-    y_true = np.asarray(dataset.targets)[predictions["index"]]
-    y_pred = predictions["probs"].argmax(axis=1)
-    report = classification_report(y_true, y_pred, model.class_names)
-    text = write_report(report, model.class_names, out_dir)
-    print(f"\nClassification report (test split, {len(y_true)} images, best checkpoint):\n{text}")
-    return report
+def _epoch_of(ckpt: str) -> int | None:
+    return int(load_checkpoint(ckpt)["epoch"]) if ckpt else None
+
+
+def _best_score(trainer: pl.Trainer) -> float | None:
+    score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+    return float(score) if score is not None else None
 
 
 def train(cfg: DictConfig) -> float | None:
     """Fit, test the best checkpoint, write the report; return ``cfg.optimized_metric`` (for sweepers)."""
+    started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     _guard_run_dir(output_dir, resuming=cfg.get("ckpt_path") is not None)
     pl.seed_everything(cfg.seed, workers=True)
@@ -73,9 +73,19 @@ def train(cfg: DictConfig) -> float | None:
     trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
-    if trainer.is_global_zero:
-        report = write_test_report(model, datamodule, output_dir)
-        summary = {"best_checkpoint": best, "metrics": metrics, "test_report": report}
+    if trainer.is_global_zero:  # one process over the whole test split: exact, no sampler padding
+        ckpt = best or str(output_dir / "checkpoints" / "last.ckpt")
+        evaluation = evaluate(ckpt, "test", output_dir, num_workers=cfg.data.num_workers)
+        summary = {
+            "best_checkpoint": best,
+            "class_names": list(classes),
+            "best_epoch": _epoch_of(best),
+            "val_f1_best": _best_score(trainer),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "wall_time_s": round(time.perf_counter() - started, 1),
+            "metrics": metrics,
+            "test_report": evaluation["report"],
+        }
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         log.info("run dir: %s", output_dir.resolve())
     return metrics.get(cfg.get("optimized_metric")) if cfg.get("optimized_metric") else None

@@ -29,3 +29,13 @@ def data_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data")
     write_demo(root / "demo_faces" / f"scale_{TINY_DEMO_SCALE}_seed_0", scale=TINY_DEMO_SCALE, seed=0, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_run(data_dir, tmp_path_factory) -> Path:
+    """One tiny finished run (simple_cnn, 2 epochs) shared by the evaluation / prediction / export tests."""
+    from tests.helpers import run_train, tiny_overrides
+
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    run_train("model=simple_cnn", "data=balanced", *tiny_overrides(data_dir, run_dir))
+    return run_dir

@@ -109,7 +109,9 @@ class FaceMixDataModule(pl.LightningDataModule):
         built = build_manifest(self.specs, self.class_names)
         if built.scan.skipped:
             shown = "; ".join(f"{p} ({why})" for p, why in built.scan.skipped[:5])
-            log.warning("skipped %d files: %s%s", len(built.scan.skipped), shown, " ..." if len(built.scan.skipped) > 5 else "")
+            log.warning(
+                "skipped %d files: %s%s", len(built.scan.skipped), shown, " ..." if len(built.scan.skipped) > 5 else ""
+            )
         for source, labels in built.scan.unmapped_labels.items():
             log.info("source %s: folders %s are not in its label_map and were left out", source, labels)
         samples = split_samples(built.samples, self.split, self.seed, self.keep_source_splits)
@@ -128,7 +130,9 @@ class FaceMixDataModule(pl.LightningDataModule):
     def _log_counts(self, samples: Sequence[Sample]) -> None:
         for split in SPLITS:
             counts = class_counts(samples, self.class_names, split)
-            log.info("%-5s %5d images  %s", split, sum(counts.values()), "  ".join(f"{c}={n}" for c, n in counts.items()))
+            log.info(
+                "%-5s %5d images  %s", split, sum(counts.values()), "  ".join(f"{c}={n}" for c, n in counts.items())
+            )
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

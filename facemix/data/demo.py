@@ -36,7 +36,9 @@ VERSION = 1
 SKIN = np.array([[255, 224, 196], [241, 194, 155], [224, 172, 125], [198, 134, 86], [141, 85, 54], [95, 60, 40]])
 HAIR = np.array([[20, 17, 15], [60, 40, 30], [120, 80, 50], [200, 160, 100], [160, 60, 30], [140, 140, 140]])
 IRIS = np.array([[70, 40, 20], [40, 90, 160], [60, 120, 60], [110, 90, 60], [20, 20, 20]])
-MASK_COLOURS = np.array([[150, 200, 235], [245, 245, 245], [30, 30, 35], [120, 120, 125], [230, 160, 190], [40, 60, 140]])
+MASK_COLOURS = np.array(
+    [[150, 200, 235], [245, 245, 245], [30, 30, 35], [120, 120, 125], [230, 160, 190], [40, 60, 140]]
+)
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,9 @@ def _draw_mask(img: np.ndarray, face: Face, rng: np.random.Generator) -> None:
     poly = face.points(np.array([(1.02, top), *outline, (-1.02, top)]))
     style = rng.integers(3)
     if style == 1:  # N95-like cup: rounder and narrower
-        poly = face.points(np.array([(0.85 * u, v if v > top else top) for u, v in [(1.0, top), *outline, (-1.0, top)]]))
+        poly = face.points(
+            np.array([(0.85 * u, v if v > top else top) for u, v in [(1.0, top), *outline, (-1.0, top)]])
+        )
     cv2.fillPoly(img, [poly], _tup(colour), cv2.LINE_AA)
     line_colour = _tup(colour * 0.75)
     thick = max(1, int(face.a * 0.025))
@@ -285,7 +289,9 @@ def write_demo(root: str | Path, scale: float = 0.1, seed: int = 0, progress: bo
             "Point data.demo.root at a new folder (the default folder name carries scale and seed) or delete it."
         )
     if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} exists and is not a facemix demo folder (no {STAMP}); refusing to write into it.")
+        raise FileExistsError(
+            f"{root} exists and is not a facemix demo folder (no {STAMP}); refusing to write into it."
+        )
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     plan = demo_plan(scale)

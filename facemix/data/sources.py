@@ -44,8 +44,12 @@ class SourceSpec:
                 f"{sorted(cfg)}. Fix the source entry in your data config."
             )
         label_map = cfg.get("label_map")
-        return cls(name, Path(str(cfg["root"])).expanduser(), str(cfg.get("layout", "imagefolder")),
-                   dict(label_map) if label_map is not None else None)
+        return cls(
+            name,
+            Path(str(cfg["root"])).expanduser(),
+            str(cfg.get("layout", "imagefolder")),
+            dict(label_map) if label_map is not None else None,
+        )
 
 
 @dataclass(frozen=True)

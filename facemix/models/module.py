@@ -6,7 +6,6 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -81,8 +80,6 @@ class ClassifierModule(pl.LightningModule):
         weights = torch.tensor(class_weights) if isinstance(class_weights, list) else torch.ones(num_classes)
         self.register_buffer("loss_weights", weights.float())  # filled from the train split for "auto"
         self.metrics = torch.nn.ModuleDict({f"{s}_metrics": _stage_metrics(num_classes) for s in STAGES})
-        self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.test_predictions: dict[str, np.ndarray] | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -102,7 +99,7 @@ class ClassifierModule(pl.LightningModule):
             weights = counts.sum() / (len(counts) * counts.clamp(min=1).float())  # inverse frequency, mean 1
             self.loss_weights.copy_(weights)
 
-    def _step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step(self, batch, stage: str) -> torch.Tensor:
         x, y, _ = batch
         logits = self(x)
         if stage == "train":  # weights and smoothing shape training; val / test losses stay comparable
@@ -111,10 +108,10 @@ class ClassifierModule(pl.LightningModule):
             loss = F.cross_entropy(logits, y)
         self.metrics[f"{stage}_metrics"].update(logits, y)
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=stage != "train")
-        return loss, logits
+        return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss, _ = self._step(batch, "train")
+        loss = self._step(batch, "train")
         self.log("loss", loss, on_step=True, on_epoch=False, prog_bar=True, logger=False)
         return loss
 
@@ -122,8 +119,7 @@ class ClassifierModule(pl.LightningModule):
         self._step(batch, "val")
 
     def test_step(self, batch, batch_idx: int) -> None:
-        _, logits = self._step(batch, "test")
-        self._test_outputs.append((batch[2].detach(), logits.detach().float().softmax(dim=1)))
+        self._step(batch, "test")
 
     def _log_epoch_metrics(self, stage: str) -> None:
         collection = self.metrics[f"{stage}_metrics"]
@@ -140,20 +136,8 @@ class ClassifierModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
 
-    def on_test_epoch_start(self) -> None:
-        self._test_outputs.clear()
-
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
-        index = torch.cat([i for i, _ in self._test_outputs])
-        probs = torch.cat([p for _, p in self._test_outputs])
-        if self.trainer.world_size > 1:  # gather, then drop the copies a distributed sampler pads with
-            index = self.all_gather(index).flatten()
-            probs = self.all_gather(probs).flatten(0, 1)
-        index, probs = index.cpu().numpy(), probs.cpu().numpy()
-        _, first = np.unique(index, return_index=True)
-        self.test_predictions = {"index": index[first], "probs": probs[first]}
-        self._test_outputs.clear()
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]

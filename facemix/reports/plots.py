@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -52,3 +53,59 @@ def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def confusion_matrix_figure(confusion: Sequence[Sequence[int]], class_names: Sequence[str]) -> plt.Figure:
+    """Counts, and the row-normalised matrix (recall on the diagonal), side by side."""
+    counts = np.asarray(confusion, dtype=float)
+    rows = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    k = len(class_names)
+    fig, axes = plt.subplots(1, 2, figsize=(4.2 + 2.2 * k, 1.6 + 1.1 * k))
+    for ax, data, title, fmt in (
+        (axes[0], counts, "counts", "{:.0f}"),
+        (axes[1], normalised, "row-normalised", "{:.2f}"),
+    ):
+        ax.imshow(data, cmap="Blues", vmin=0, vmax=data.max() or 1)
+        ax.set_xticks(range(k), class_names, rotation=30, ha="right")
+        ax.set_yticks(range(k), class_names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title)
+        for i in range(k):
+            for j in range(k):
+                dark = data[i, j] > 0.6 * (data.max() or 1)
+                ax.text(j, i, fmt.format(data[i, j]), ha="center", va="center", color="white" if dark else "black")
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(history: dict[str, list[tuple[int, float]]]) -> plt.Figure:
+    """Accuracy and loss per epoch, train vs val (``history`` maps a tag to (epoch, value) pairs)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric in zip(axes, ("acc", "loss"), strict=True):
+        for stage, style in (("train", "-o"), ("val", "-s")):
+            points = history.get(f"{stage}/{metric}", [])
+            if points:
+                ax.plot(*zip(*points, strict=True), style, label=stage, markersize=4)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_title("accuracy" if metric == "acc" else "loss")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def gallery_figure(images: Sequence[np.ndarray], titles: Sequence[str], correct: Sequence[bool], columns: int = 6):
+    """Prediction gallery: green title when right, red when wrong (callers put the mistakes first)."""
+    n = max(1, len(images))
+    rows = (n + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title, ok in zip(axes.flat, images, titles, correct, strict=False):
+        ax.imshow(image)
+        ax.set_title(title, fontsize=8, color="green" if ok else "red")
+    fig.tight_layout()
+    return fig

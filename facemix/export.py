@@ -1,0 +1,158 @@
+"""``python -m facemix.export ckpt=PATH format=onnx|torchscript``: a deployable classifier plus its preprocessing.
+
+The exported model maps a float32 N x 3 x S x S batch (RGB, scaled to [0, 1], normalised with the sidecar's mean /
+std) to class probabilities. A parity check runs the exported file (onnxruntime for ONNX) against PyTorch on real
+images from the run and fails when they differ beyond tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from facemix import __version__
+from facemix.augment.presets import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+from facemix.checkpoints import load_module, run_dir_of
+from facemix.data.images import load_rgb
+from facemix.data.manifest import read_manifest
+from facemix.errors import FacemixConfigError, user_errors_exit
+from facemix.reports.runs import fresh_dir
+
+log = logging.getLogger("facemix.export")
+FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+
+
+class ExportParityError(RuntimeError):
+    pass
+
+
+class ProbabilityClassifier(torch.nn.Module):
+    """The trained network with softmax on top: what a deployment wants to call."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net(image).softmax(dim=1)
+
+
+def sample_batch(run_dir: Path, image_size: int, count: int = 8) -> torch.Tensor:
+    """Real preprocessed images from the run's test split (random pixels if the run has no manifest)."""
+    manifest = run_dir / "manifest.csv"
+    transform = eval_transform(image_size)
+    if manifest.exists():
+        rows = [s for s in read_manifest(manifest) if s.split == "test"][:count]
+        if rows:
+            return torch.stack([transform(image=load_rgb(s.path))["image"] for s in rows])
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (count, image_size, image_size, 3), dtype=np.uint8)
+    return torch.stack([transform(image=im)["image"] for im in images])
+
+
+def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    with warnings.catch_warnings():  # the TorchScript-based exporter needs only `onnx` (no onnxscript)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=["image"],
+            output_names=["probabilities"],
+            dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
+            opset_version=17,
+        )
+
+
+def _run_onnx(path: Path, batch: torch.Tensor) -> np.ndarray:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["probabilities"], {"image": batch.numpy()})[0]
+
+
+def _export_torchscript(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(model, example), str(path))
+
+
+def _run_torchscript(path: Path, batch: torch.Tensor) -> np.ndarray:
+    with torch.inference_mode():
+        return torch.jit.load(str(path), map_location="cpu")(batch).numpy()
+
+
+def export(ckpt: str | Path, fmt: str = "onnx", output_dir: str | Path | None = None, atol: float = 1e-4) -> Path:
+    if fmt not in FORMATS:
+        raise FacemixConfigError(f"format={fmt} is not supported; choose one of {sorted(FORMATS)}.")
+    if fmt == "onnx":
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            raise FacemixConfigError(
+                "format=onnx needs the onnx and onnxruntime packages: pip install 'facemix[export]'."
+            ) from exc
+    module = load_module(ckpt)
+    run_dir = run_dir_of(ckpt)
+    model = ProbabilityClassifier(module.net).eval()
+    size = int(module.hparams.image_size)
+    out = fresh_dir(Path(output_dir) if output_dir else run_dir / "export" / fmt)
+    path = out / FORMATS[fmt]
+    batch = sample_batch(run_dir, size)
+    with torch.inference_mode():
+        expected = model(batch).numpy()
+    if fmt == "onnx":
+        _export_onnx(model, batch[:1], path)
+        got = _run_onnx(path, batch)
+    else:
+        _export_torchscript(model, batch[:1], path)
+        got = _run_torchscript(path, batch)
+    max_diff = float(np.abs(got - expected).max())
+    sidecar = {
+        "format": fmt,
+        "file": path.name,
+        "facemix_version": __version__,
+        "checkpoint": str(Path(ckpt).resolve()),
+        "model": module.hparams.name,
+        "class_names": module.class_names,
+        "input": {
+            "name": "image",
+            "shape": ["batch", 3, size, size],
+            "dtype": "float32",
+            "layout": "NCHW",
+            "colour": "RGB",
+            "resize": f"{size}x{size}, area interpolation, aspect ratio not kept",
+            "scale": "pixel / 255",
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+        },
+        "output": {"name": "probabilities", "shape": ["batch", len(module.class_names)], "softmax": True},
+        "parity": {"images": len(batch), "max_abs_diff": max_diff, "atol": atol, "passed": max_diff <= atol},
+    }
+    (out / f"{path.name}.json").write_text(json.dumps(sidecar, indent=2))
+    if max_diff > atol:
+        raise ExportParityError(
+            f"{path} differs from PyTorch by up to {max_diff:.2e} (> atol {atol:.0e}) on {len(batch)} images; "
+            "the export is kept for inspection but should not be shipped."
+        )
+    print(f"exported {path} (+ {path.name}.json); parity on {len(batch)} images: max |diff| {max_diff:.2e}")
+    return path
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    with user_errors_exit():
+        export(cfg.ckpt, cfg.format, cfg.get("output_dir"), cfg.atol)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Reading finished (or failed) run dirs back: config overrides, summary, report, status."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class RunRecord:
+    path: Path
+    status: str  # finished | failed | unfinished
+    overrides: dict[str, str] = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def report(self) -> dict:
+        return self.summary.get("test_report", {})
+
+
+def fresh_dir(path: Path) -> Path:
+    """Create and return ``path``, or ``path-2``, ``path-3``...: earlier results are never overwritten."""
+    candidate, n = Path(path), 1
+    while candidate.exists():
+        n += 1
+        candidate = Path(path).with_name(f"{Path(path).name}-{n}")
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def find_runs(paths: list[str | Path]) -> list[Path]:
+    """Run dirs (folders with ``.hydra/config.yaml``) at or below each path, in order."""
+    runs: list[Path] = []
+    for p in map(Path, paths):
+        if (p / ".hydra" / "config.yaml").exists():
+            runs.append(p)
+        else:
+            runs += sorted((c.parent.parent for c in p.rglob(".hydra/config.yaml")), key=_natural_key)
+    return runs
+
+
+def _natural_key(p: Path) -> list:
+    return [int(part) if part.isdigit() else part for part in p.parts]
+
+
+def _status(run: Path) -> str:
+    if (run / "summary.json").exists():
+        return "finished"
+    log = next(iter(run.glob("*.log")), None)
+    text = log.read_text(errors="replace") if log else ""
+    if "Error" in text or "Traceback" in text:
+        return "failed"
+    return "unfinished"
+
+
+def read_run(run: Path) -> RunRecord:
+    overrides_file = run / ".hydra" / "overrides.yaml"
+    overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
+    parsed = dict(o.split("=", 1) if "=" in o else (o, "") for o in overrides or [])
+    status = _status(run)
+    summary = json.loads((run / "summary.json").read_text()) if status == "finished" else {}
+    return RunRecord(run, status, parsed, summary)
