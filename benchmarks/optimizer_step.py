@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     print(
-        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     )
     foreach = time_steps(False, args.repeats)
     fused = time_steps(True, args.repeats)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,13 @@ from torch.utils.data import DataLoader, RandomSampler
 from facemix.augment.balance import offline_balance
 from facemix.augment.presets import eval_transform, train_transform
 from facemix.augment.sampling import balanced_sampler
+from facemix.data.card import build_card, write_card
 from facemix.data.dataset import ManifestDataset
 from facemix.data.demo import write_demo
+from facemix.data.harmonize import harmonize
+from facemix.data.health import ScanCache, scan_images, shortcut_features, shortcut_probe
 from facemix.data.manifest import (
+    ManifestBuild,
     Sample,
     build_manifest,
     class_counts,
@@ -57,6 +63,10 @@ class FaceMixDataModule(pl.LightningDataModule):
         augment: str = "light",
         seed: int = 0,
         pin_memory: bool = False,
+        strict: bool = False,
+        scan_cache: str | None = None,
+        duplicates: Mapping[str, Any] | None = None,
+        harmonize: Mapping[str, Any] | bool | None = None,
         root: str | None = None,  # informational: sources interpolate it
     ) -> None:
         super().__init__()
@@ -78,6 +88,10 @@ class FaceMixDataModule(pl.LightningDataModule):
         self.augment = augment
         self.seed = seed
         self.pin_memory = pin_memory
+        self.strict = strict
+        self.scan_cache = scan_cache
+        self.harmonize = dict(harmonize) if isinstance(harmonize, Mapping) else {"enabled": bool(harmonize)}
+        self.duplicates = {"max_hamming": 10, "min_correlation": 0.9, "label_conflicts": "drop", **(duplicates or {})}
         self.samples: list[Sample] = []
         self.datasets: dict[str, ManifestDataset] = {}
 
@@ -106,15 +120,39 @@ class FaceMixDataModule(pl.LightningDataModule):
             log.info("using the existing manifest %s", self.manifest_path)
             return
         self._draw_demo_if_needed()
-        built = build_manifest(self.specs, self.class_names)
-        if built.scan.skipped:
-            shown = "; ".join(f"{p} ({why})" for p, why in built.scan.skipped[:5])
-            log.warning(
-                "skipped %d files: %s%s", len(built.scan.skipped), shown, " ..." if len(built.scan.skipped) > 5 else ""
+        built = build_manifest(
+            self.specs,
+            self.class_names,
+            ScanCache(self.scan_cache),
+            max_hamming=int(self.duplicates["max_hamming"]),
+            min_correlation=float(self.duplicates["min_correlation"]),
+            drop_label_conflicts=self.duplicates["label_conflicts"] == "drop",
+            progress=True,
+        )
+        if built.bad_files and self.strict:
+            listing = "\n".join(f"  {p}: {why}" for p, why in built.bad_files)
+            raise FacemixConfigError(
+                f"data.strict=true and {len(built.bad_files)} images cannot be read; fix or remove them, or set "
+                f"data.strict=false to skip them:\n{listing}"
             )
+        if built.bad_files:
+            examples = "; ".join(f"{p} ({why})" for p, why in built.bad_files[:3])
+            log.warning(
+                "skipped %d unreadable images (listed in dataset_card.md), e.g. %s", len(built.bad_files), examples
+            )
+        if built.label_conflicts:
+            log.warning("dropped %d groups of copies that carry different classes", len(built.label_conflicts))
         for source, labels in built.scan.unmapped_labels.items():
             log.info("source %s: folders %s are not in its label_map and were left out", source, labels)
-        samples = split_samples(built.samples, self.split, self.seed, self.keep_source_splits)
+        samples = built.samples
+        if self.harmonize.get("enabled"):
+            samples = harmonize(
+                samples,
+                self.harmonize.get("cache_dir") or self.manifest_path.parent / "harmonized",
+                int(self.harmonize.get("size", 256)),
+                int(self.harmonize.get("quality", 90)),
+            )
+        samples = split_samples(samples, self.split, self.seed, self.keep_source_splits)
         if self.balance == "offline":  # after the split, on train rows only
             samples = offline_balance(
                 samples,
@@ -126,6 +164,36 @@ class FaceMixDataModule(pl.LightningDataModule):
             )
         write_manifest(samples, self.manifest_path)
         self._log_counts(samples)
+        card = self._card(samples, built)
+        write_card(card, self.manifest_path.parent)
+        for warning in card["warnings"]:
+            log.warning("shortcut: %s", warning)
+
+    def _card(self, samples: Sequence[Sample], built: ManifestBuild) -> dict:
+        originals = [s for s in samples if not s.parent]
+        infos = [built.info_of(s) for s in originals]
+        formats: dict[str, Counter] = {}
+        for s, info in zip(originals, infos, strict=True):
+            formats.setdefault(s.source, Counter())[f"{info.format} {info.mode}"] += 1
+        labels = [s.label for s in originals]
+        probe = shortcut_probe(shortcut_features(infos), labels, seed=self.seed)
+        after = None
+        if self.harmonize.get("enabled"):  # the same probe on what the model will actually see
+            copies = scan_images([Path(s.path) for s in originals], ScanCache(self.scan_cache), progress=False)
+            after = shortcut_probe(shortcut_features([copies[s.path] for s in originals]), labels, seed=self.seed)
+        ignored = [(str(p), why) for p, why in built.scan.skipped]
+        source_sizes = [replace(s, width=i.width, height=i.height) for s, i in zip(originals, infos, strict=True)]
+        return build_card(
+            samples,
+            self.class_names,
+            built.bad_files,
+            ignored,
+            built.label_conflicts,
+            formats,
+            probe,
+            after,
+            source_sizes,
+        )
 
     def _log_counts(self, samples: Sequence[Sample]) -> None:
         for split in SPLITS:

@@ -11,15 +11,12 @@ import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
+from facemix.data.health import ImageInfo, ScanCache, duplicate_groups, scan_images
 from facemix.data.sources import SourceScan, SourceSpec, scan_source, source_labels
 from facemix.errors import FacemixConfigError
-
-EXIF_ORIENTATION = 0x0112
 
 
 @dataclass(frozen=True)
@@ -35,6 +32,7 @@ class Sample:
     dup_group: str  # samples sharing a group always land in one split
     parent: str = ""  # empty for an original file; the original's path for a generated one
     source_split: str = ""  # the source's own split, where its layout has one
+    original: str = ""  # the source file, when ``path`` is a harmonised copy of it
 
 
 COLUMNS = [f.name for f in fields(Sample)]
@@ -46,15 +44,6 @@ def file_sha1(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def upright_size(path: Path) -> tuple[int, int]:
-    """Width and height as the image will be shown (EXIF rotation applied); reads the header only."""
-    with Image.open(path) as im:
-        width, height = im.size
-        if im.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8):
-            width, height = height, width
-    return width, height
 
 
 def resolve_label_map(spec: SourceSpec, label: str) -> str:
@@ -73,12 +62,31 @@ def infer_classes(specs: Sequence[SourceSpec]) -> list[str]:
 class ManifestBuild:
     samples: list[Sample]
     scan: SourceScan
+    infos: dict[str, ImageInfo] = field(default_factory=dict)
+    bad_files: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): unreadable, skipped
+    label_conflicts: list[list[str]] = field(default_factory=list)  # copies carrying different classes, dropped
+
+    def info_of(self, sample: Sample) -> ImageInfo:
+        """The scan result behind a manifest row (rows hold resolved paths, the scan the paths as listed)."""
+        if not hasattr(self, "_by_resolved"):
+            self._by_resolved = {str(Path(p).resolve()): info for p, info in self.infos.items()}
+        return self._by_resolved[sample.original or sample.path]
 
 
-def build_manifest(specs: Sequence[SourceSpec], classes: Sequence[str]) -> ManifestBuild:
-    """Scan every source, map its labels into ``classes`` and describe each readable file.
+def build_manifest(
+    specs: Sequence[SourceSpec],
+    classes: Sequence[str],
+    scan_cache: ScanCache | None = None,
+    max_hamming: int = 10,
+    min_correlation: float = 0.9,
+    drop_label_conflicts: bool = True,
+    progress: bool = False,
+) -> ManifestBuild:
+    """Scan every source, decode every file once (cached), map labels into ``classes``, group duplicates.
 
-    Files whose header cannot be read are skipped and reported in ``scan.skipped``; config mistakes raise.
+    Unreadable files are skipped and reported in ``bad_files``; config mistakes raise. Exact and near copies share
+    a ``dup_group`` (so a later split keeps them together); a group whose members carry different classes is a
+    label conflict, dropped by default.
     """
     scan = SourceScan()
     by_name = {spec.name: spec for spec in specs}
@@ -91,38 +99,42 @@ def build_manifest(specs: Sequence[SourceSpec], classes: Sequence[str]) -> Manif
                     f"data.sources.{spec.name}.label_map maps into {stray}, which are not in data.classes "
                     f"{list(classes)}. Add them to data.classes or fix the label_map values."
                 )
-    samples: list[Sample] = []
-    for item in scan.files:
-        try:
-            width, height = upright_size(item.path)
-            sha1 = file_sha1(item.path)
-        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
-            scan.skipped.append((item.path, f"unreadable: {type(exc).__name__}: {exc}"))
-            continue
-        label = resolve_label_map(by_name[item.source], item.source_label)
-        if label not in classes:
-            continue  # folder not asked for (no label map and not in data.classes)
+    wanted = [f for f in scan.files if resolve_label_map(by_name[f.source], f.source_label) in classes]
+    infos = scan_images([f.path for f in wanted], scan_cache, progress=progress)
+    bad = [(str(f.path), infos[str(f.path)].reason) for f in wanted if not infos[str(f.path)].ok]
+    good = [f for f in wanted if infos[str(f.path)].ok]
+    groups = duplicate_groups([infos[str(f.path)] for f in good], max_hamming, min_correlation)
+    samples = []
+    for item, group in zip(good, groups, strict=True):
+        info = infos[str(item.path)]
         samples.append(
             Sample(
                 path=str(item.path.resolve()),
                 source=item.source,
                 source_label=item.source_label,
-                label=label,
+                label=resolve_label_map(by_name[item.source], item.source_label),
                 split="",
-                sha1=sha1,
-                width=width,
-                height=height,
-                dup_group=sha1,  # identical files form one group; perceptual groups refine this later
+                sha1=info.sha1,
+                width=info.width,
+                height=info.height,
+                dup_group=infos[str(good[group].path)].pixel_sha1[:16],
                 source_split=item.source_split or "",
             )
         )
+    labels_of: dict[str, set[str]] = {}
+    for sample in samples:
+        labels_of.setdefault(sample.dup_group, set()).add(sample.label)
+    conflicted = {g for g, labels in labels_of.items() if len(labels) > 1}
+    conflicts = [[s.path for s in samples if s.dup_group == g] for g in sorted(conflicted)]
+    if drop_label_conflicts:
+        samples = [s for s in samples if s.dup_group not in conflicted]
     empty = sorted(set(classes) - {s.label for s in samples})
     if empty:
         raise FacemixConfigError(
             f"data.classes {empty} received no images from any source ({', '.join(sorted(by_name))}). "
             "Check each source's root and label_map, or remove the class from data.classes."
         )
-    return ManifestBuild(samples, scan)
+    return ManifestBuild(samples, scan, infos, bad, conflicts)
 
 
 def with_splits(samples: Iterable[Sample], splits: Sequence[str]) -> list[Sample]:

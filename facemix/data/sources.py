@@ -151,12 +151,21 @@ def scan_source(spec: SourceSpec, scan: SourceScan | None = None) -> SourceScan:
     scan = scan if scan is not None else SourceScan()
     found_labels: set[str] = set()
     unmapped: set[str] = set()
+    files_per_label: dict[str, int] = {}
     for label, split, folder in _layout_entries(spec):
         found_labels.add(label)
         if spec.label_map is not None and label not in spec.label_map:
             unmapped.add(label)
             continue
+        before = len(scan.files)
         scan.files.extend(SourceFile(p, spec.name, label, split) for p in _walk_images(folder, scan))
+        files_per_label[label] = files_per_label.get(label, 0) + len(scan.files) - before
+    empty = sorted(label for label, n in files_per_label.items() if n == 0)
+    if empty:
+        raise FacemixConfigError(
+            f"data.sources.{spec.name}: the class folder(s) {empty} under {spec.root} hold no image files. Add the "
+            "images, or leave the folder out of the source's label_map."
+        )
     if spec.label_map is not None:
         missing = sorted(set(spec.label_map) - found_labels)
         if missing:

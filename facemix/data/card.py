@@ -1,0 +1,177 @@
+"""The dataset card: what a merge contains, what it dropped, and where a model could cheat."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from facemix.data.manifest import Sample
+
+PROBE_WARNING_MARGIN = 0.2  # balanced accuracy this far above chance from non-face cues alone is a shortcut
+
+
+def _size_profile(samples: Sequence[Sample]) -> dict:
+    w = np.array([s.width for s in samples])
+    h = np.array([s.height for s in samples])
+    return {
+        "width": {"min": int(w.min()), "median": float(np.median(w)), "max": int(w.max())},
+        "height": {"min": int(h.min()), "median": float(np.median(h)), "max": int(h.max())},
+    }
+
+
+def shortcut_warnings(samples: Sequence[Sample], probe: dict | None) -> list[str]:
+    warnings = []
+    sources_of = defaultdict(set)
+    for s in samples:
+        sources_of[s.label].add(s.source)
+    for label, sources in sorted(sources_of.items()):
+        if len(sources) == 1:
+            warnings.append(
+                f"class '{label}' comes from a single source ({next(iter(sources))}): a model can learn that source's "
+                "look (size, compression, colour) instead of the class."
+            )
+    if probe and probe.get("balanced_accuracy") is not None:
+        chance = probe["balanced_chance"]
+        if probe["balanced_accuracy"] >= chance + PROBE_WARNING_MARGIN:
+            warnings.append(
+                f"image size, bytes per pixel and mean colour alone predict the class with balanced accuracy "
+                f"{probe['balanced_accuracy']:.2f} (chance {chance:.2f}, {probe['folds']}-fold k-NN): a shortcut. "
+                "Consider data.harmonize=true."
+            )
+    return warnings
+
+
+def build_card(
+    samples: Sequence[Sample],
+    classes: Sequence[str],
+    bad_files: Sequence[tuple[str, str]],
+    ignored_files: Sequence[tuple[str, str]],
+    label_conflicts: Sequence[list[str]],
+    formats: dict[str, Counter],
+    probe: dict | None,
+    probe_harmonized: dict | None = None,
+    source_sizes: Sequence[Sample] | None = None,
+) -> dict:
+    """``source_sizes``: rows carrying the source files' own sizes (when ``samples`` point at harmonised copies)."""
+    sized = source_sizes if source_sizes is not None else samples
+    groups = Counter(s.dup_group for s in samples if not s.parent)
+    dup_groups = [g for g, n in groups.items() if n > 1]
+    cross_source = [g for g in dup_groups if len({s.source for s in samples if s.dup_group == g and not s.parent}) > 1]
+    return {
+        "images": len(samples),
+        "classes": list(classes),
+        "counts": {
+            "by_class_split": {
+                f"{c}/{sp}": n for (c, sp), n in sorted(Counter((s.label, s.split) for s in samples).items())
+            },
+            "by_source_label": {
+                f"{src}/{lab} -> {c}": n
+                for (src, lab, c), n in sorted(Counter((s.source, s.source_label, s.label) for s in samples).items())
+            },
+            "by_class_split_source": {
+                f"{c}/{sp}/{src}": n
+                for (c, sp, src), n in sorted(Counter((s.label, s.split, s.source) for s in samples).items())
+            },
+        },
+        "sizes_by_source": {
+            src: _size_profile([s for s in sized if s.source == src]) for src in sorted({s.source for s in sized})
+        },
+        "formats_by_source": {src: dict(c) for src, c in sorted(formats.items())},
+        "bad_files": [{"path": p, "reason": r} for p, r in bad_files],
+        "ignored_files": [{"path": p, "reason": r} for p, r in ignored_files],
+        "duplicates": {
+            "groups": len(dup_groups),
+            "images_in_groups": sum(groups[g] for g in dup_groups),
+            "cross_source_groups": len(cross_source),
+        },
+        "label_conflicts_dropped": [list(g) for g in label_conflicts],
+        "shortcut_probe": probe,
+        "shortcut_probe_harmonized": probe_harmonized,
+        "warnings": shortcut_warnings([s for s in samples if not s.parent], probe_harmonized or probe),
+    }
+
+
+def card_markdown(card: dict) -> str:
+    lines = ["# Dataset card", "", f"{card['images']} images in classes {', '.join(card['classes'])}.", ""]
+    if card["warnings"]:
+        lines += ["## Warnings", "", *(f"- **{w}**" for w in card["warnings"]), ""]
+    lines += ["## Counts by source label", "", "| source / label -> class | images |", "| --- | --- |"]
+    lines += [f"| {k} | {n} |" for k, n in card["counts"]["by_source_label"].items()]
+    lines += ["", "## Counts by class and split", "", "| class / split | images |", "| --- | --- |"]
+    lines += [f"| {k} | {n} |" for k, n in card["counts"]["by_class_split"].items()]
+    lines += [
+        "",
+        "## Image sizes and formats by source",
+        "",
+        "| source | width min / median / max | height min / median / max | formats and modes |",
+        "| --- | --- | --- | --- |",
+    ]
+    for src, prof in card["sizes_by_source"].items():
+        w, h = prof["width"], prof["height"]
+        fmts = ", ".join(f"{k}: {n}" for k, n in card["formats_by_source"].get(src, {}).items())
+        lines.append(
+            f"| {src} | {w['min']} / {w['median']:g} / {w['max']} | {h['min']} / {h['median']:g} / "
+            f"{h['max']} | {fmts} |"
+        )
+    d = card["duplicates"]
+    lines += [
+        "",
+        "## Duplicates",
+        "",
+        f"{d['groups']} groups of exact or near copies ({d['images_in_groups']} images, "
+        f"{d['cross_source_groups']} across sources); each group sits in one split.",
+        f"Label conflicts dropped: {len(card['label_conflicts_dropped'])}.",
+        "",
+    ]
+    for name, key in (
+        ("Shortcut probe", "shortcut_probe"),
+        ("Shortcut probe after harmonising", "shortcut_probe_harmonized"),
+    ):
+        p = card.get(key)
+        if p and p.get("accuracy") is not None:
+            lines += [
+                f"## {name}",
+                "",
+                f"k-NN on width, height, bytes per pixel and mean colour, {p['folds']}-fold: "
+                f"accuracy {p['accuracy']:.3f} (majority chance {p['chance']:.3f}), balanced accuracy "
+                f"{p['balanced_accuracy']:.3f} (chance {p['balanced_chance']:.3f}).",
+                "",
+            ]
+    lines += ["## Unreadable files (skipped)", ""]
+    lines += [f"- `{b['path']}`: {b['reason']}" for b in card["bad_files"]] or ["none"]
+    lines += ["", "## Ignored files", ""]
+    lines += [f"- `{b['path']}`: {b['reason']}" for b in card["ignored_files"]] or ["none"]
+    return "\n".join(lines) + "\n"
+
+
+def write_card(card: dict, out_dir: str | Path) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "dataset_card.json").write_text(json.dumps(card, indent=2))
+    (out_dir / "dataset_card.md").write_text(card_markdown(card))
+    _counts_chart(card, out_dir / "dataset_card.png")
+    return out_dir / "dataset_card.md"
+
+
+def _counts_chart(card: dict, path: Path) -> None:
+    from facemix.reports.plots import plt, save_figure
+
+    counts = card["counts"]["by_class_split_source"]
+    keys = sorted({k.rsplit("/", 1)[0] for k in counts})  # class/split
+    sources = sorted({k.rsplit("/", 1)[1] for k in counts})
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(keys)), 4))
+    bottom = np.zeros(len(keys))
+    for src in sources:
+        values = np.array([counts.get(f"{k}/{src}", 0) for k in keys])
+        ax.bar(keys, values, bottom=bottom, label=src)
+        bottom += values
+    ax.set_ylabel("images")
+    ax.set_title("images per class / split, stacked by source")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
