@@ -32,9 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
-    print(
-        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-    )
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     foreach = time_steps(False, args.repeats)
     fused = time_steps(True, args.repeats)
     print(

@@ -30,7 +30,17 @@ def test_train_writes_checkpoints_curves_and_report(data_dir, tmp_path, model, d
     assert ckpt["hyper_parameters"]["name"] == model
 
     scalars = _scalars(run_dir)
-    for tag in ("train/loss", "val/loss", "train/acc", "val/acc", "val/f1_macro", "val/f1_fake", "test/f1_macro"):
+    for tag in (
+        "train/loss",
+        "val/loss",
+        "train/acc",
+        "val/acc",
+        "val/f1_macro",
+        "val/f1_fake",
+        "test/f1_macro",
+        "perf/data_wait_fraction",
+        "perf/train_images_per_s",
+    ):
         assert tag in scalars, sorted(scalars)
     assert len(scalars["train/loss"]) == 2 and len(scalars["val/acc"]) == 2  # one point per epoch
 

@@ -42,3 +42,39 @@ def test_real_samples_merge_and_train(shared_data, tmp_path):
     assert card["shortcut_probe"]["balanced_accuracy"] > card["shortcut_probe"]["balanced_chance"]
     report = json.loads((run_dir / "classification_report.json").read_text())
     assert report["macro avg"]["support"] == splits["test"]
+
+
+def test_predict_and_export_work_on_a_real_sample_run(shared_data, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    run_dir = tmp_path / "run"
+    run_train(
+        "model=simple_cnn",
+        "data=unbalanced",
+        "data/sources=shared_samples",
+        f"data.root={shared_data}",
+        f"hydra.run.dir={run_dir}",
+        "data.image_size=32",
+        "data.num_workers=0",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.enable_progress_bar=false",
+    )
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    for args in (
+        [
+            "facemix.predict",
+            f"ckpt={ckpt}",
+            f"inputs={shared_data / 'muffin_chihuahua'}",
+            f"hydra.run.dir={tmp_path / 'p'}",
+        ],
+        ["facemix.export", f"ckpt={ckpt}", "format=onnx", f"output_dir={tmp_path / 'onnx'}"],
+    ):
+        result = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, result.stderr[-3000:]
+    predictions = json.loads((tmp_path / "p" / "predictions.json").read_text())
+    assert len(predictions["predictions"]) == 300 and not predictions["skipped"]
+    assert json.loads((tmp_path / "onnx" / "model.onnx.json").read_text())["parity"]["passed"]

@@ -214,3 +214,18 @@ def test_shortcut_probe_sees_size_cues_and_not_random_ones():
     size_cue = np.c_[np.r_[np.full(100, 600), np.full(100, 150)], rng.normal(0, 1, (200, 5))]
     assert shortcut_probe(size_cue, labels)["balanced_accuracy"] > 0.95
     assert shortcut_probe(rng.normal(0, 1, (200, 6)), labels)["balanced_accuracy"] < 0.65
+
+
+def test_a_class_with_no_training_images_fails_before_training(tmp_path):
+    from facemix.data.datamodule import FaceMixDataModule
+
+    make_imagefolder(tmp_path / "src" / "Train", {"a": 4, "b": 4}, seed=1)
+    make_imagefolder(tmp_path / "src" / "Test", {"a": 2, "b": 2, "c": 2}, seed=2)  # c: test images only
+    dm = FaceMixDataModule(
+        {"s": {"root": str(tmp_path / "src"), "layout": "split_folders"}},
+        str(tmp_path / "run" / "manifest.csv"),
+        keep_source_splits=True,
+    )
+    dm.prepare_data()
+    with pytest.raises(FacemixConfigError, match=r"classes \['c'\] have no training images"):
+        dm.setup("fit")
