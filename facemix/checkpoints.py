@@ -18,12 +18,12 @@ class UnsafeCheckpointError(FacemixConfigError):
     """The file needs arbitrary pickled objects to load; facemix refuses to execute them."""
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FacemixConfigError(f"ckpt={path} is not a file. Pass a .ckpt from a run dir's checkpoints/ folder.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as exc:
         raise UnsafeCheckpointError(
             f"{path} cannot be loaded as weights only: it holds pickled objects that would run code when loaded "

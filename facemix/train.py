@@ -37,7 +37,8 @@ def _guard_run_dir(output_dir: Path, resuming: bool) -> None:
 
 
 def _epoch_of(ckpt: str) -> int | None:
-    return int(load_checkpoint(ckpt)["epoch"]) if ckpt else None
+    # memory-mapped: reads the one integer, not the hundreds of MB of weights and optimizer state beside it
+    return int(load_checkpoint(ckpt, mmap=True)["epoch"]) if ckpt else None
 
 
 def _best_score(trainer: pl.Trainer) -> float | None:

@@ -25,7 +25,7 @@ from facemix.data.images import load_rgb
 from facemix.data.manifest import Sample, class_counts, file_sha1
 from facemix.errors import FacemixConfigError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the index records each generated file's sha1
 UNUSED = "unused"  # split of train rows that subsampling left out (kept in the manifest for the record)
 
 
@@ -85,9 +85,9 @@ def _generate(parents: Sequence[Sample], recipe: str, seed: int, out_dir: Path, 
         name = f"{parent.label}/{i:06d}_{Path(parent.path).stem}.jpg"
         (tmp / parent.label).mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(tmp / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-        rows.append({"file": name, "parent_index": i})
+        rows.append({"file": name, "parent_index": i, "sha1": file_sha1(tmp / name)})
     with open(tmp / "index.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["file", "parent_index"])
+        writer = csv.DictWriter(fh, fieldnames=["file", "parent_index", "sha1"])
         writer.writeheader()
         writer.writerows(rows)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,8 @@ def offline_balance(
         parent = parents[int(row["parent_index"])]
         path = out_dir / row["file"]
         # every recipe op keeps the size; the parent's dup_group keeps lineage together in any later regrouping
-        generated.append(replace(parent, path=str(path.resolve()), sha1=file_sha1(path), parent=parent.path))
+        # hashed once at generation: a cached run reads the index, not the images
+        generated.append(replace(parent, path=str(path.resolve()), sha1=row["sha1"], parent=parent.path))
     rng = np.random.default_rng([seed, 29])
     dropped: set[str] = set()
     for cls in classes:

@@ -12,6 +12,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 
 from facemix.data.health import ImageInfo, ScanCache, duplicate_groups, scan_images
@@ -66,11 +67,13 @@ class ManifestBuild:
     bad_files: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): unreadable, skipped
     label_conflicts: list[list[str]] = field(default_factory=list)  # copies carrying different classes, dropped
 
+    @cached_property
+    def _infos_by_resolved_path(self) -> dict[str, ImageInfo]:
+        return {str(Path(p).resolve()): info for p, info in self.infos.items()}
+
     def info_of(self, sample: Sample) -> ImageInfo:
         """The scan result behind a manifest row (rows hold resolved paths, the scan the paths as listed)."""
-        if not hasattr(self, "_by_resolved"):
-            self._by_resolved = {str(Path(p).resolve()): info for p, info in self.infos.items()}
-        return self._by_resolved[sample.original or sample.path]
+        return self._infos_by_resolved_path[sample.original or sample.path]
 
 
 def build_manifest(
