@@ -6,7 +6,9 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_info
 
 from facemix.reports.plots import augmentation_grid, figure_to_array, save_figure
 
@@ -66,3 +68,33 @@ class DataWaitMonitor(pl.Callback):
         if total > 0:
             pl_module.log("perf/data_wait_fraction", self.wait / total)
             pl_module.log("perf/train_images_per_s", self.images / total)
+
+
+class AccuracyThresholdStop(EarlyStopping):
+    """Stops training once train accuracy > ``train_acc`` AND val accuracy > ``val_acc`` (the MobileNetV2 study's
+    Keras callback): good enough on both, so further epochs only risk over-fitting. Runs beside early stopping.
+
+    An ``EarlyStopping`` so Lightning calls it after the module has logged the epoch's train metrics (it orders
+    early-stopping and checkpoint callbacks last); validation has run by then, so both numbers are this epoch's.
+    """
+
+    def __init__(self, train_acc: float = 0.96, val_acc: float = 0.94) -> None:
+        super().__init__(monitor="val/acc", mode="max", strict=False, check_on_train_epoch_end=True)
+        self.train_acc = train_acc
+        self.val_acc = val_acc
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pass  # decided at the end of the training epoch, with both accuracies
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        train, val = metrics.get("train/acc"), metrics.get("val/acc")
+        if train is None or val is None or trainer.sanity_checking:
+            return
+        if float(train) > self.train_acc and float(val) > self.val_acc:
+            trainer.should_stop = True
+            self.stopped_epoch = trainer.current_epoch
+            rank_zero_info(
+                f"AccuracyThresholdStop: train acc {float(train):.3f} > {self.train_acc} and val acc "
+                f"{float(val):.3f} > {self.val_acc} at epoch {trainer.current_epoch}; stopping."
+            )

@@ -103,6 +103,9 @@ def compare(paths: list[str | Path], out_dir: str | Path | None = None) -> str:
     runs = [read_run(p) for p in run_dirs]
     header, rows = comparison_rows(runs)
     table = markdown(header, rows)
+    failures = [f"- {r.path}: {r.error}" for r in runs if r.error]
+    if failures:
+        table += "\nFailed runs:\n" + "\n".join(failures) + "\n"
     out = Path(out_dir) if out_dir else Path(paths[0]) if len(paths) == 1 and Path(paths[0]).is_dir() else Path(".")
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "comparison.csv", "w", newline="") as fh:

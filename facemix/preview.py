@@ -12,6 +12,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from facemix.config import register_resolvers
 from facemix.errors import user_errors_exit
 from facemix.reports.plots import augmentation_grid, save_figure
 
@@ -26,6 +27,9 @@ def preview(cfg: DictConfig) -> Path:
     path = save_figure(fig, Path(cfg.paths.output_dir) / "augment_preview.png")
     print(f"augmentation preview ({cfg.augment.preset}, {cfg.data.image_size} px): {path}")
     return path
+
+
+register_resolvers()  # the train config's run dir depends on ckpt_path
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -14,12 +14,13 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from facemix.config import register_resolvers
 from facemix.errors import user_errors_exit
 
 
 def scan(cfg: DictConfig) -> dict:
     started = time.perf_counter()
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, cache=False)  # the scan reads files itself; no decoded cache needed
     datamodule.prepare_data()
     out = Path(cfg.paths.output_dir)
     card = json.loads((out / "dataset_card.json").read_text())
@@ -45,6 +46,9 @@ def scan(cfg: DictConfig) -> dict:
         print(f"WARNING: {warning}")
     print(f"dataset card: {out / 'dataset_card.md'}")
     return card
+
+
+register_resolvers()  # the train config's run dir depends on ckpt_path
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

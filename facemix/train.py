@@ -13,14 +13,19 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from facemix.checkpoints import load_checkpoint
-from facemix.errors import user_errors_exit
+from facemix.config import RESUME_LATEST, register_resolvers
+from facemix.distributed import is_rank_zero, one_job_for_ddp
+from facemix.errors import FacemixConfigError, record_failure, user_errors_exit
 from facemix.evaluate import evaluate
 
 log = logging.getLogger("facemix.train")
+register_resolvers()  # before @hydra.main composes: the run dir depends on ckpt_path
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -28,8 +33,9 @@ def _instantiate_all(group: DictConfig | None) -> list:
 
 
 def _guard_run_dir(output_dir: Path, resuming: bool) -> None:
-    """Never overwrite an earlier run's results (a resumed run writes into its own dir on purpose)."""
-    if not resuming and (output_dir / "checkpoints").exists():
+    """Never overwrite an earlier run's results (a resumed run writes into its own dir on purpose; DDP ranks > 0
+    join rank 0's dir)."""
+    if not resuming and is_rank_zero() and (output_dir / "checkpoints").exists():
         raise FileExistsError(
             f"{output_dir} already holds a run's checkpoints. Start a new run dir (the default hydra.run.dir is "
             "unique per start) or resume it with ckpt_path=<its checkpoint>."
@@ -46,11 +52,35 @@ def _best_score(trainer: pl.Trainer) -> float | None:
     return float(score) if score is not None else None
 
 
+def _resume_checkpoint(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """``last`` or a run dir -> that run's ``checkpoints/last.ckpt``; a checkpoint file as is."""
+    if ckpt_path in (None, ""):
+        return None
+    if ckpt_path == RESUME_LATEST or Path(ckpt_path).is_dir():
+        run = output_dir if ckpt_path == RESUME_LATEST else Path(ckpt_path)
+        last = run / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise FacemixConfigError(
+                f"ckpt_path={ckpt_path}: {last} does not exist. Resume a run that saved a checkpoint: "
+                "ckpt_path=<its run dir>, ckpt_path=<a .ckpt file>, or ckpt_path=last hydra.run.dir=<its run dir>."
+            )
+        return str(last)
+    if not Path(ckpt_path).is_file():
+        raise FacemixConfigError(f"ckpt_path={ckpt_path} is not a file or run dir; pass a run's .ckpt or its dir.")
+    return str(ckpt_path)
+
+
 def train(cfg: DictConfig) -> float | None:
     """Fit, test the best checkpoint, write the report; return ``cfg.optimized_metric`` (for sweepers)."""
-    started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
-    _guard_run_dir(output_dir, resuming=cfg.get("ckpt_path") is not None)
+    resume_from = _resume_checkpoint(cfg.get("ckpt_path"), output_dir)
+    _guard_run_dir(output_dir, resuming=resume_from is not None)
+    with one_job_for_ddp(output_dir):
+        return _fit_test_report(cfg, output_dir, resume_from)
+
+
+def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None) -> float | None:
+    started = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
@@ -68,34 +98,54 @@ def train(cfg: DictConfig) -> float | None:
         cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")), logger=_instantiate_all(cfg.get("logger"))
     )
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+    report_split = "test" if len(datamodule.datasets["test"]) else "val"
+    if report_split == "val":  # e.g. the muffin/chihuahua study's 80/20 split
+        log.warning("the test split is empty (data.split.test=0): the test/ metrics and report use the val split")
+        trainer.test(model, dataloaders=datamodule.val_dataloader(), ckpt_path=best or None, weights_only=True)
+    else:
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
-    if trainer.is_global_zero:  # one process over the whole test split: exact, no sampler padding
+    if trainer.is_global_zero:  # one process over the whole split: exact, no sampler padding
         ckpt = best or str(output_dir / "checkpoints" / "last.ckpt")
-        evaluation = evaluate(ckpt, "test", output_dir, num_workers=cfg.data.num_workers)
+        evaluation = evaluate(ckpt, report_split, output_dir, num_workers=cfg.data.num_workers)
         summary = {
             "best_checkpoint": best,
             "class_names": list(classes),
+            "report_split": report_split,
             "best_epoch": _epoch_of(best),
             "val_f1_best": _best_score(trainer),
             "parameters": sum(p.numel() for p in model.parameters()),
             "wall_time_s": round(time.perf_counter() - started, 1),
+            "data_wait_fraction": metrics.get("perf/data_wait_fraction"),  # last epoch's: is the loader keeping up?
+            "train_images_per_s": metrics.get("perf/train_images_per_s"),
             "metrics": metrics,
             "test_report": evaluation["report"],
         }
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         log.info("run dir: %s", output_dir.resolve())
-    return metrics.get(cfg.get("optimized_metric")) if cfg.get("optimized_metric") else None
+    return _optimized_value(cfg.get("optimized_metric"), trainer, metrics)
+
+
+def _optimized_value(name: str | None, trainer: pl.Trainer, metrics: dict[str, float]) -> float | None:
+    """The checkpointed (best) epoch's value when the sweep optimises what checkpointing monitors, else the last."""
+    if not name:
+        return None
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.monitor == name and _best_score(trainer) is not None:
+        return _best_score(trainer)
+    return metrics.get(name)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
-    with user_errors_exit():
+    in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    # in a sweep a failed job is recorded and raised as an exception, so Hydra runs the remaining jobs
+    with record_failure(Path(cfg.paths.output_dir), write=is_rank_zero()), user_errors_exit(exit=not in_sweep):
         return train(cfg)
 
 

@@ -44,6 +44,14 @@ def tiny_overrides(data_dir: Path, run_dir: Path) -> list[str]:
     ]
 
 
+def tiny_sweep_overrides(data_dir: Path, sweep_dir: Path) -> list[str]:
+    """``tiny_overrides`` for ``-m``: the jobs land in ``sweep_dir/<job number>``."""
+    return [
+        f"hydra.sweep.dir={sweep_dir}" if o.startswith("hydra.run.dir=") else o
+        for o in tiny_overrides(data_dir, sweep_dir)
+    ]
+
+
 def run_train(*overrides: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
     """The real entry point, in a fresh process, as a user runs it."""
     result = subprocess.run(

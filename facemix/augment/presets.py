@@ -74,11 +74,17 @@ def _finish(mean: Sequence[float], std: Sequence[float]) -> list[A.BasicTransfor
 
 
 def train_transform(
-    preset: str, image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+    preset: str,
+    image_size: int,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    seed: int | None = None,
 ) -> A.Compose:
+    """``seed``: Albumentations draws from its own generator, not the global ones ``seed_everything`` sets, so a
+    reproducible run seeds it here (and each loader worker reseeds it, see ``facemix.data.dataset``)."""
     if preset not in PRESETS:
         raise FacemixConfigError(f"augment.preset is '{preset}'; choose one of {sorted(PRESETS)}.")
-    return A.Compose([_resize(image_size), *PRESETS[preset](), *_finish(mean, std)])
+    return A.Compose([_resize(image_size), *PRESETS[preset](), *_finish(mean, std)], seed=seed)
 
 
 def eval_transform(

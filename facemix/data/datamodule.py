@@ -11,13 +11,15 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, RandomSampler
 
 from facemix.augment.balance import offline_balance
 from facemix.augment.presets import eval_transform, train_transform
 from facemix.augment.sampling import balanced_sampler
+from facemix.data.cache import DecodedImages, build_cache
 from facemix.data.card import build_card, write_card
-from facemix.data.dataset import ManifestDataset
+from facemix.data.dataset import ManifestDataset, seed_worker
 from facemix.data.demo import write_demo
 from facemix.data.harmonize import harmonize
 from facemix.data.health import ScanCache, scan_images, shortcut_features, shortcut_probe
@@ -67,9 +69,14 @@ class FaceMixDataModule(pl.LightningDataModule):
         scan_cache: str | None = None,
         duplicates: Mapping[str, Any] | None = None,
         harmonize: Mapping[str, Any] | bool | None = None,
+        cache: bool = True,
+        cache_size: int | None = None,
+        cache_dir: str | None = None,
         root: str | None = None,  # informational: sources interpolate it
     ) -> None:
         super().__init__()
+        # one process (global rank 0) writes the manifest and the image cache; a multi-node run shares them
+        self.prepare_data_per_node = False
         if balance not in BALANCE_MODES:
             raise FacemixConfigError(f"data.balance is '{balance}'; choose one of {list(BALANCE_MODES)}.")
         self.specs = specs_from_config(sources)
@@ -92,6 +99,14 @@ class FaceMixDataModule(pl.LightningDataModule):
         self.scan_cache = scan_cache
         self.harmonize = dict(harmonize) if isinstance(harmonize, Mapping) else {"enabled": bool(harmonize)}
         self.duplicates = {"max_hamming": 10, "min_correlation": 0.9, "label_conflicts": "drop", **(duplicates or {})}
+        self.cache = cache
+        self.cache_size = int(cache_size or image_size)
+        self.cache_dir = Path(cache_dir) if cache_dir else self.manifest_path.parent / "image_cache"
+        if self.cache and self.cache_size < image_size:
+            raise FacemixConfigError(
+                f"data.cache_size={cache_size} is below data.image_size={image_size}; the cache must hold at least "
+                "the training size. Raise data.cache_size or leave it null (= image_size)."
+            )
         self.samples: list[Sample] = []
         self.datasets: dict[str, ManifestDataset] = {}
 
@@ -118,7 +133,16 @@ class FaceMixDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         if self.manifest_path.exists():  # a resumed run keeps the data it started with
             log.info("using the existing manifest %s", self.manifest_path)
-            return
+        else:
+            self._write_manifest()
+        if self.cache:
+            self._open_cache(read_manifest(self.manifest_path), progress=True)
+
+    def _open_cache(self, samples: Sequence[Sample], progress: bool = False) -> DecodedImages:
+        paths = [s.path for s in samples if s.split in SPLITS]
+        return build_cache(paths, self.cache_size, self.cache_dir, progress=progress)
+
+    def _write_manifest(self) -> None:
         self._draw_demo_if_needed()
         built = build_manifest(
             self.specs,
@@ -207,12 +231,15 @@ class FaceMixDataModule(pl.LightningDataModule):
             return
         self.samples = read_manifest(self.manifest_path)
         mapping = self.class_to_idx
+        images = self._open_cache(self.samples) if self.cache else None  # prepare_data decoded it: only stats here
         for split in SPLITS:
             rows = [s for s in self.samples if s.split == split]
             transform = (
-                train_transform(self.augment, self.image_size) if split == "train" else eval_transform(self.image_size)
+                train_transform(self.augment, self.image_size, seed=self.seed + 7919 * self.trainer_rank)
+                if split == "train"
+                else eval_transform(self.image_size)
             )
-            self.datasets[split] = ManifestDataset(rows, mapping, transform)
+            self.datasets[split] = ManifestDataset(rows, mapping, transform, images)
         train_counts = class_counts(self.datasets["train"].samples, self.class_names)
         empty = [c for c, n in train_counts.items() if n == 0]
         if empty:
@@ -220,6 +247,10 @@ class FaceMixDataModule(pl.LightningDataModule):
                 f"classes {empty} have no training images after the split of {self.manifest_path}. Give them more "
                 "images, raise data.split.train, or drop them from data.classes."
             )
+
+    @property
+    def trainer_rank(self) -> int:
+        return self.trainer.global_rank if self.trainer is not None else 0
 
     def _loader(self, split: str, **kwargs) -> DataLoader:
         dataset = self.datasets[split]
@@ -233,6 +264,7 @@ class FaceMixDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=seed_worker if self.num_workers > 0 else None,
             **kwargs,
         )
 
@@ -249,8 +281,15 @@ class FaceMixDataModule(pl.LightningDataModule):
             return self._loader("train", shuffle=True, drop_last=drop_last)
         return self._loader("train", sampler=sampler, drop_last=drop_last)
 
+    def _eval_loader(self, split: str) -> DataLoader:
+        """Under DDP each rank scores a disjoint part and nothing is repeated (Lightning's default sampler pads with
+        repeats), so the synchronised val / test metrics equal a single-process pass over the split."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return self._loader(split, sampler=UnrepeatedDistributedSampler(self.datasets[split], shuffle=False))
+        return self._loader(split, shuffle=False)
+
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._eval_loader("test")

@@ -186,4 +186,7 @@ def specs_from_config(sources: Mapping[str, Mapping]) -> list[SourceSpec]:
         raise FacemixConfigError(
             "data.sources is empty: list at least one source (root, layout, label_map). See conf/data/sources/."
         )
-    return [SourceSpec.from_config(name, cfg) for name, cfg in sources.items()]
+    specs = [SourceSpec.from_config(name, cfg) for name, cfg in sources.items() if cfg is not None]  # null: left out
+    if not specs:
+        raise FacemixConfigError("every entry of data.sources is null: keep at least one source.")
+    return specs

@@ -119,7 +119,15 @@ def _kaggle_realfake(root: Path) -> Iterator[tuple[str, str | None, Path]]:
         yield name, None, root / name
 
 
+def _auto(root: Path) -> Iterator[tuple[str, str | None, Path]]:
+    """``<split>/<class>/`` when every top folder is a split name (train, val, test, ...), else ``<class>/``."""
+    tops = _class_dirs(root)
+    is_split = bool(tops) and all(d.name.lower() in SPLIT_ALIASES for d in tops)
+    return _split_folders(root) if is_split else _imagefolder(root)
+
+
 LAYOUTS: dict[str, Callable[[Path], Iterator[tuple[str, str | None, Path]]]] = {
+    "auto": _auto,
     "imagefolder": _imagefolder,
     "split_folders": _split_folders,
     "kaggle_realfake": _kaggle_realfake,

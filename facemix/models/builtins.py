@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch.nn as nn
 
 from facemix.errors import FacemixConfigError
-from facemix.models.heads import BackboneClassifier, MLPHead, feature_size
+from facemix.models.heads import BackboneClassifier, ConvHead, MLPHead, feature_shape, feature_size
 from facemix.models.pretrained import Pretrained, create_timm
 from facemix.models.registry import register
 
@@ -56,10 +56,17 @@ def mobilenetv2(
     hidden: Sequence[int] = (),
     dropout: float = 0.2,
     freeze_backbone: bool = False,
+    conv_head: int = 0,
 ) -> nn.Module:
-    """timm ``mobilenetv2_100`` with global pooling and a new head."""
+    """timm ``mobilenetv2_100`` with a new head: global pool -> MLP, or (``conv_head`` = channels > 0) the feature
+    map -> :class:`ConvHead` (Conv -> MaxPool -> Flatten -> Dropout -> Dense ``hidden`` -> Dense)."""
     _check_size("mobilenetv2", image_size, 32)
-    return _pooled_timm("mobilenetv2_100", num_classes, pretrained, hidden, dropout, freeze_backbone)
+    if not conv_head:
+        return _pooled_timm("mobilenetv2_100", num_classes, pretrained, hidden, dropout, freeze_backbone)
+    backbone = create_timm("mobilenetv2_100", pretrained, num_classes=0, global_pool="")  # keeps the C x H x W map
+    channels, height, width = feature_shape(backbone, image_size)
+    head = ConvHead(channels, (height, width), num_classes, conv_head, hidden, dropout)
+    return BackboneClassifier(backbone, head, freeze_backbone)
 
 
 @register("timm")
@@ -86,18 +93,25 @@ def simple_cnn(
     hidden: Sequence[int] = (256,),
     dropout: float = 0.0,
     freeze_backbone: bool = False,
+    pool: bool = True,
+    conv_dropout: float = 0.0,
 ) -> nn.Module:
-    """The studies' baseline: [Conv 3x3 -> (BN) -> ReLU -> MaxPool 2x2] per width -> Flatten -> Dense -> Dense."""
+    """The studies' small CNNs: [Conv 3x3 -> (BN) -> ReLU -> (MaxPool 2x2) -> (Dropout)] per width -> Flatten ->
+    Dense ``hidden`` -> Dense. ``pool=false`` is the muffin/chihuahua baseline's Conv -> Flatten (many weights)."""
     if pretrained not in (False, None, "false"):
         raise FacemixConfigError("model 'simple_cnn' has no pretrained weights; set model.pretrained=false.")
-    _check_size("simple_cnn", image_size, 2 ** len(channels))
+    _check_size("simple_cnn", image_size, 2 ** len(channels) if pool else 1)
     layers: list[nn.Module] = []
     in_ch = 3
     for ch in channels:
         layers.append(nn.Conv2d(in_ch, ch, 3, padding=1, bias=not batch_norm))
         if batch_norm:
             layers.append(nn.BatchNorm2d(ch))
-        layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        layers.append(nn.ReLU(inplace=True))
+        if pool:
+            layers.append(nn.MaxPool2d(2))
+        if conv_dropout > 0:
+            layers.append(nn.Dropout(conv_dropout))
         in_ch = ch
     backbone = nn.Sequential(*layers)
     head = MLPHead(feature_size(backbone, image_size), num_classes, hidden, dropout)

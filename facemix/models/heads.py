@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -21,6 +22,39 @@ class MLPHead(nn.Sequential):
             width = h
         if dropout > 0 and not hidden:
             layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(width, num_classes))
+        super().__init__(*layers)
+
+
+class ConvHead(nn.Sequential):
+    """Conv 3x3 -> ReLU -> MaxPool 2x2 -> Flatten -> Dropout -> [Dense -> ReLU] -> Dense, on a feature *map*.
+
+    The head of the MobileNetV2 study that kept spatial features. 'same' padding and a ceil-mode pool, so the head
+    also fits the 2x2 maps of small training images (Keras' 'valid' 3x3 would need >= 3x3).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        map_size: tuple[int, int],
+        num_classes: int,
+        channels: int = 128,
+        hidden: Sequence[int] = (128,),
+        dropout: float = 0.2,
+    ) -> None:
+        pooled = ((map_size[0] + 1) // 2) * ((map_size[1] + 1) // 2)
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, channels, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.Flatten(),
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = channels * pooled
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(inplace=True)]
+            width = h
         layers.append(nn.Linear(width, num_classes))
         super().__init__(*layers)
 
@@ -47,10 +81,15 @@ class BackboneClassifier(nn.Module):
 
 
 @torch.no_grad()
-def feature_size(backbone: nn.Module, image_size: int, channels: int = 3) -> int:
-    """Number of features ``backbone`` emits for one image, found by a dry run (works for any backbone)."""
+def feature_shape(backbone: nn.Module, image_size: int, channels: int = 3) -> tuple[int, ...]:
+    """Shape of what ``backbone`` emits for one image, found by a dry run (works for any backbone)."""
     was_training = backbone.training
     backbone.eval()
     out = backbone(torch.zeros(1, channels, image_size, image_size))
     backbone.train(was_training)
-    return int(out[0].numel())
+    return tuple(out.shape[1:])
+
+
+def feature_size(backbone: nn.Module, image_size: int, channels: int = 3) -> int:
+    """Number of features ``backbone`` emits for one image (flattened)."""
+    return math.prod(feature_shape(backbone, image_size, channels))

@@ -55,6 +55,7 @@ class ClassifierModule(pl.LightningModule):
         channels_last: bool = False,
         class_weights: str | Sequence[float] | None = None,
         label_smoothing: float = 0.0,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         class_names = list(class_names)
@@ -71,6 +72,8 @@ class ClassifierModule(pl.LightningModule):
         )
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        if compile:  # in place: parameter names, and so checkpoints, stay those of the eager model
+            self.net.compile()
         if isinstance(class_weights, str) and class_weights != "auto":
             raise ValueError(f"loss.class_weights is '{class_weights}'; use auto, {num_classes} numbers or null")
         if class_weights is not None and not isinstance(class_weights, str):

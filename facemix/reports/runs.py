@@ -15,6 +15,7 @@ class RunRecord:
     status: str  # finished | failed | unfinished
     overrides: dict[str, str] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+    error: str = ""  # a failed run's error, from its failed.json
 
     @property
     def report(self) -> dict:
@@ -49,6 +50,8 @@ def _natural_key(p: Path) -> list:
 def _status(run: Path) -> str:
     if (run / "summary.json").exists():
         return "finished"
+    if (run / "failed.json").exists():
+        return "failed"
     log = next(iter(run.glob("*.log")), None)
     text = log.read_text(errors="replace") if log else ""
     if "Error" in text or "Traceback" in text:
@@ -62,4 +65,7 @@ def read_run(run: Path) -> RunRecord:
     parsed = dict(o.split("=", 1) if "=" in o else (o, "") for o in overrides or [])
     status = _status(run)
     summary = json.loads((run / "summary.json").read_text()) if status == "finished" else {}
-    return RunRecord(run, status, parsed, summary)
+    failed = run / "failed.json"
+    error = json.loads(failed.read_text()) if status == "failed" and failed.exists() else {}
+    message = f"{error['error']}: {error['message'].splitlines()[0][:200]}" if error else ""
+    return RunRecord(run, status, parsed, summary, message)

@@ -18,10 +18,20 @@ def _scalars(run_dir):
     return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-@pytest.mark.parametrize(("model", "data"), [("vgg16", "balanced"), ("mobilenetv2", "unbalanced")])
-def test_train_writes_checkpoints_curves_and_report(data_dir, tmp_path, model, data):
+@pytest.mark.parametrize(
+    ("model", "data", "cache"), [("vgg16", "balanced", "true"), ("mobilenetv2", "unbalanced", "false")]
+)
+def test_train_writes_checkpoints_curves_and_report(data_dir, tmp_path, model, data, cache):
     run_dir = tmp_path / "run"
-    result = run_train(f"model={model}", f"data={data}", *tiny_overrides(data_dir, run_dir))
+    cache_dir = tmp_path / "image_cache"
+    result = run_train(
+        f"model={model}",
+        f"data={data}",
+        f"data.cache={cache}",
+        f"data.cache_dir={cache_dir}",
+        *tiny_overrides(data_dir, run_dir),
+    )
+    assert any(cache_dir.glob("32px/*.npy")) == (cache == "true")
 
     ckpts = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
     assert "last.ckpt" in ckpts and any(n.startswith("epoch_") for n in ckpts)
@@ -54,6 +64,7 @@ def test_train_writes_checkpoints_curves_and_report(data_dir, tmp_path, model, d
     assert abs(report["macro avg"]["f1-score"] - scalars["test/f1_macro"][-1]) < 1e-4  # one truth, two views
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["best_checkpoint"].endswith(".ckpt")
+    assert 0 <= summary["data_wait_fraction"] < 1 and summary["train_images_per_s"] > 0
 
 
 def test_unknown_model_fails_with_the_list(data_dir, tmp_path):

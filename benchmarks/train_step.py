@@ -1,0 +1,155 @@
+"""Training throughput on CPU: plain PyTorch loop vs the facemix LightningModule under the Trainer, plus
+channels_last and bf16 autocast, and achieved GFLOP/s against the machine's measured fp32 matmul GFLOP/s.
+
+Usage: python benchmarks/train_step.py [--models vgg16,mobilenetv2] [--size 128] [--batch 32] [--steps 3]
+
+Every variant trains the same network (built from conf/model/<name>.yaml, as ``facemix.train`` builds it) on the
+same synthetic batch, in one process, one after the other; a warm-up step is left out of every timing. Baseline for
+the ratios: (a) the plain loop (Adam fused, cross-entropy, contiguous fp32). Lightning overhead = 1 - (b) / (a).
+FLOPs of one step (forward + backward) come from ``torch.utils.flop_counter.FlopCounterMode``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from facemix.models.module import ClassifierModule, _fused_kwargs
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+CLASSES = ["real", "fake", "masked"]
+
+
+def build_module(name: str, size: int, channels_last: bool | None = None) -> ClassifierModule:
+    cfg = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
+    cfg.pop("_target_")
+    if channels_last is not None:
+        cfg["channels_last"] = channels_last
+    return ClassifierModule(num_classes=len(CLASSES), class_names=CLASSES, image_size=size, **cfg)
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def step_flops(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(net(x), y).backward()
+    net.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def plain_loop(net: torch.nn.Module, x, y, steps: int, channels_last: bool = False, bf16: bool = False) -> float:
+    """(a) what a user writes by hand; returns images/s."""
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=1e-4, **_fused_kwargs(torch.optim.Adam, params))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    net.train()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with autocast:
+            loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * len(x) / (time.perf_counter() - start)
+
+
+class _StepTimer(pl.Callback):
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.start = self.end = 0.0
+        self.images = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if batch_idx == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if batch_idx >= self.warmup:
+            self.end = time.perf_counter()
+            self.images += len(batch[1])
+
+
+def lightning_loop(module: ClassifierModule, x, y, steps: int) -> float:
+    """(b) the facemix module (metrics, logging included) under ``pl.Trainer``; returns images/s."""
+    n = steps + 1
+    data = TensorDataset(x.repeat(n, 1, 1, 1), y.repeat(n), torch.arange(n * len(y)))
+    timer = _StepTimer(warmup=1)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=n,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(module, DataLoader(data, batch_size=len(y), shuffle=False))
+    return timer.images / (timer.end - timer.start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="vgg16,mobilenetv2")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant (after one warm-up step)")
+    parser.add_argument("--bf16-steps", type=int, default=1, help="bf16 is many times slower on CPUs without bf16")
+    args = parser.parse_args()
+    pl.seed_everything(0, verbose=False)
+    peak = matmul_gflops()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, {args.size} px, fp32 "
+        f"matmul {peak:.0f} GFLOP/s (2048^3)"
+    )
+    print("| model | variant | images/s | vs plain loop | GFLOP/s | % of matmul |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name in args.models.split(","):
+        x = torch.randn(args.batch, 3, args.size, args.size)
+        y = torch.randint(0, len(CLASSES), (args.batch,))
+        flops = step_flops(build_module(name, args.size, channels_last=False).net, x, y)
+        results = {
+            "(a) plain loop": plain_loop(build_module(name, args.size, False).net, x, y, args.steps),
+            "(b) facemix module + Trainer": lightning_loop(build_module(name, args.size, False), x, y, args.steps),
+            "(c) plain, channels_last": plain_loop(build_module(name, args.size, False).net, x, y, args.steps, True),
+            "(c) plain, bf16 autocast": plain_loop(
+                build_module(name, args.size, False).net, x, y, args.bf16_steps, bf16=True
+            ),
+        }
+        base = results["(a) plain loop"]
+        for variant, rate in results.items():
+            gflops = flops * rate / args.batch / 1e9
+            share = 100 * gflops / peak
+            row = f"| {name} | {variant} | {rate:.2f} | {rate / base:.2f}x | {gflops:.0f} | {share:.0f} % |"
+            print(row, flush=True)
+        overhead = 1 - results["(b) facemix module + Trainer"] / base
+        print(f"| {name} | Lightning + facemix overhead | {100 * overhead:+.1f} % | | {flops / 1e9:.1f} GFLOP/step | |")
+
+
+if __name__ == "__main__":
+    main()

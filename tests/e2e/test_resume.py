@@ -1,0 +1,81 @@
+"""Resume after a hard kill, and same seed -> same results."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.helpers import REPO, run_train, tiny_overrides
+
+SLOW_EPOCHS = ["model=vgg16", "trainer.max_epochs=3", "trainer.limit_train_batches=1.0", "data.samples_per_epoch=480"]
+
+
+def _wait_for_loadable(path, proc, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "training ended before it could be killed"
+        if path.exists():
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # still being written
+                pass
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never appeared")
+
+
+def test_resume_after_sigkill_completes_with_continuous_logs(data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = [*tiny_overrides(data_dir, run_dir), *SLOW_EPOCHS]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facemix.train", *overrides],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        first = _wait_for_loadable(run_dir / "checkpoints" / "last.ckpt", proc)
+        time.sleep(1.5)  # into the next epoch
+        assert proc.poll() is None
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert first["epoch"] == 0 and not (run_dir / "summary.json").exists()
+    config_before = (run_dir / ".hydra" / "config.yaml").read_bytes()
+
+    resumed = [o for o in overrides if not o.startswith("hydra.run.dir")]
+    result = run_train(f"ckpt_path={run_dir}", *resumed)  # the run dir is enough: it resumes there
+    assert "Restored all states from the checkpoint" in result.stdout + result.stderr
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["best_checkpoint"].startswith(str(run_dir))
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 3 * 480 // 8  # all three epochs' steps done (480 draws per epoch, batch 8)
+    assert (run_dir / ".hydra" / "config.yaml").read_bytes() == config_before  # first start's config kept
+    assert len(list((run_dir / ".hydra").glob("resumed-*/config.yaml"))) == 1
+
+    with open(run_dir / "csv" / "metrics.csv") as fh:
+        val_epochs = [int(r["epoch"]) for r in csv.DictReader(fh) if r.get("val/loss")]
+    assert val_epochs == [0, 1, 2]  # the epoch before the kill kept, none repeated
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    for tag in ("val/loss", "train/loss", "val/f1_macro"):
+        steps = [e.step for e in events.Scalars(tag)]
+        assert len(steps) == 3 and steps == sorted(set(steps)), (tag, steps)
+
+
+def test_same_seed_same_test_metrics(data_dir, tmp_path):
+    def run(name):
+        run_dir = tmp_path / name
+        run_train("model=simple_cnn", "trainer.deterministic=true", *tiny_overrides(data_dir, run_dir))
+        summary = json.loads((run_dir / "summary.json").read_text())
+        return {k: v for k, v in summary["metrics"].items() if k.startswith(("test/", "val/", "train/"))}
+
+    first, second = run("a"), run("b")
+    assert first == second and "test/f1_macro" in first

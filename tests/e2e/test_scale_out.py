@@ -1,0 +1,109 @@
+"""Sweeps, DDP, SLURM: the 4-run grid survives failing jobs; DDP ranks (also inside -m) share one run dir."""
+
+import json
+import sys
+
+import pytest
+import yaml
+
+from facemix.compare import compare
+from tests.helpers import REPO, run_train, tiny_overrides, tiny_sweep_overrides
+
+
+def _dirs_under(path):
+    return {p for p in path.rglob("*") if p.is_dir()} if path.exists() else set()
+
+
+def test_grid_keeps_finished_jobs_when_others_fail_and_compare_lists_both(data_dir, tmp_path):
+    sweep = tmp_path / "grid"
+    result = run_train(
+        "-m",
+        "data=balanced,unbalanced",
+        "model=simple_cnn,mobilenetv2",
+        *tiny_sweep_overrides(data_dir, sweep),
+        "data.image_size=16",  # too small for MobileNetV2: those two jobs fail with a config error
+        "trainer.max_epochs=1",
+        check=False,
+    )
+    assert result.returncode != 0  # the sweep reports the failure at its end...
+    jobs = sorted(p for p in sweep.iterdir() if p.name.isdigit())
+    assert len(jobs) == 4  # ...after running every job
+    finished = [j for j in jobs if (j / "summary.json").exists()]
+    failed = [j for j in jobs if (j / "failed.json").exists()]
+    assert len(finished) == 2 and len(failed) == 2
+    assert all("image_size" in json.loads((j / "failed.json").read_text())["message"] for j in failed)
+
+    table = compare([sweep])
+    assert table.count("| finished |") == 2 and table.count("| failed |") == 2
+    assert "Failed runs:" in table and "data.image_size=16 is too small" in table
+    assert (sweep / "comparison.md").exists() and (sweep / "comparison.png").exists()
+
+
+def test_optuna_search_maximises_val_macro_f1(data_dir, tmp_path):
+    sweep = tmp_path / "optuna"
+    run_train(
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "model=simple_cnn",
+        *tiny_sweep_overrides(data_dir, sweep),
+        "trainer.max_epochs=1",
+    )
+    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    trials = [json.loads((sweep / j / "summary.json").read_text()) for j in ("0", "1")]
+    assert result["best_value"] == pytest.approx(max(t["val_f1_best"] for t in trials))
+    assert set(result["best_params"]) >= {"model.lr", "model.options.dropout"}  # batch size: fixed by the CLI
+
+
+DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "model=simple_cnn"]
+
+
+def _assert_one_ddp_run(run_dir):
+    summary = json.loads((run_dir / "summary.json").read_text())
+    report = summary["test_report"]
+    # synchronised, unpadded test metrics equal the single-process report of the same checkpoint
+    assert summary["metrics"]["test/f1_macro"] == pytest.approx(report["macro avg"]["f1-score"], abs=1e-6)
+    assert summary["metrics"]["test/acc"] == pytest.approx(report["accuracy"], abs=1e-6)
+    assert (run_dir / "train_ddp_process_1.log").exists()  # rank 1 ran, and in this dir
+    assert sorted(p.name for p in (run_dir / ".hydra").iterdir()) == ["config.yaml", "hydra.yaml", "overrides.yaml"]
+    assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) >= 1
+
+
+def test_ddp_on_cpu_writes_one_run_dir(data_dir, tmp_path):
+    before = _dirs_under(REPO / "outputs")
+    run_dir = tmp_path / "run"
+    run_train(*DDP, *tiny_overrides(data_dir, run_dir))
+    _assert_one_ddp_run(run_dir)
+    assert _dirs_under(REPO / "outputs") == before  # no rank wandered into a default run dir
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_ddp_inside_a_multirun_keeps_one_dir_per_job(data_dir, tmp_path):
+    before = _dirs_under(REPO / "outputs")
+    sweep = tmp_path / "sweep"
+    run_train("-m", "data=balanced,unbalanced", *DDP, *tiny_sweep_overrides(data_dir, sweep))
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    for job in ("0", "1"):
+        _assert_one_ddp_run(sweep / job)
+    assert yaml.safe_load((sweep / "1" / ".hydra" / "overrides.yaml").read_text())[0] == "data=unbalanced"
+    assert _dirs_under(REPO / "outputs") == before
+
+
+def test_slurm_launcher_composes_and_submitit_runs_a_job_locally(data_dir, tmp_path):
+    import subprocess
+
+    composed = subprocess.run(
+        [sys.executable, "-m", "facemix.train", "hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4"]
+        + ["trainer.num_nodes=2", "hydra.launcher.partition=gpu", "--cfg", "all", "--resolve"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    launcher = yaml.safe_load(composed.stdout)["hydra"]["launcher"]
+    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher["nodes"], launcher["gpus_per_node"], launcher["tasks_per_node"]) == (2, 4, 4)
+    assert launcher["partition"] == "gpu"
+
+    sweep = tmp_path / "local"
+    run_train("-m", "hydra/launcher=submitit_local", "model=simple_cnn", *tiny_sweep_overrides(data_dir, sweep))
+    assert (sweep / "0" / "summary.json").exists() and (sweep / ".submitit").is_dir()
