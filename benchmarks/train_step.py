@@ -1,12 +1,15 @@
 """Training throughput on CPU: plain PyTorch loop vs the facemix LightningModule under the Trainer, plus
 channels_last and bf16 autocast, and achieved GFLOP/s against the machine's measured fp32 matmul GFLOP/s.
 
-Usage: python benchmarks/train_step.py [--models vgg16,mobilenetv2] [--size 128] [--batch 32] [--steps 3]
+Usage: python benchmarks/train_step.py [--models vgg16,mobilenetv2] [--size 128] [--batch 32] [--seconds 15]
 
 Every variant trains the same network (built from conf/model/<name>.yaml, as ``facemix.train`` builds it) on the
-same synthetic batch, in one process, one after the other; a warm-up step is left out of every timing. Baseline for
-the ratios: (a) the plain loop (Adam fused, cross-entropy, contiguous fp32). Lightning overhead = 1 - (b) / (a).
-FLOPs of one step (forward + backward) come from ``torch.utils.flop_counter.FlopCounterMode``.
+same synthetic batch, in one process, one after the other, each for at least ``--seconds`` after two warm-up steps.
+The CPU speeds up over the first minute of work (allocator, oneDNN kernel caches), so the script first warms up and
+times the baseline twice, first and last: (a) the plain loop (Adam fused, cross-entropy, contiguous fp32); ratios are
+against the mean of the two. Lightning overhead = 1 - (b) / (a). FLOPs: forward FLOPs from
+``torch.utils.flop_counter.FlopCounterMode`` x 3 (backward ~ 2x forward; the counter's own backward count
+overstates depthwise convolutions).
 """
 
 from __future__ import annotations
@@ -46,14 +49,22 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def step_flops(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
-    with FlopCounterMode(display=False) as counter:
-        F.cross_entropy(net(x), y).backward()
-    net.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
+def step_flops(net: torch.nn.Module, x: torch.Tensor) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(x)
+    return 3 * counter.get_total_flops()
 
 
-def plain_loop(net: torch.nn.Module, x, y, steps: int, channels_last: bool = False, bf16: bool = False) -> float:
+def _timed(step, seconds: float) -> tuple[int, float]:
+    step(), step()  # warm-up
+    steps, start = 0, time.perf_counter()
+    while steps == 0 or time.perf_counter() - start < seconds:
+        step()
+        steps += 1
+    return steps, time.perf_counter() - start
+
+
+def plain_loop(net: torch.nn.Module, x, y, seconds: float, channels_last: bool = False, bf16: bool = False) -> float:
     """(a) what a user writes by hand; returns images/s."""
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -70,11 +81,8 @@ def plain_loop(net: torch.nn.Module, x, y, steps: int, channels_last: bool = Fal
         loss.backward()
         opt.step()
 
-    step()  # warm-up
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * len(x) / (time.perf_counter() - start)
+    steps, elapsed = _timed(step, seconds)
+    return steps * len(x) / elapsed
 
 
 class _StepTimer(pl.Callback):
@@ -95,9 +103,9 @@ class _StepTimer(pl.Callback):
 
 def lightning_loop(module: ClassifierModule, x, y, steps: int) -> float:
     """(b) the facemix module (metrics, logging included) under ``pl.Trainer``; returns images/s."""
-    n = steps + 1
+    n = steps + 2
     data = TensorDataset(x.repeat(n, 1, 1, 1), y.repeat(n), torch.arange(n * len(y)))
-    timer = _StepTimer(warmup=1)
+    timer = _StepTimer(warmup=2)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
@@ -118,8 +126,7 @@ def main() -> None:
     parser.add_argument("--models", default="vgg16,mobilenetv2")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant (after one warm-up step)")
-    parser.add_argument("--bf16-steps", type=int, default=1, help="bf16 is many times slower on CPUs without bf16")
+    parser.add_argument("--seconds", type=float, default=15, help="timed seconds per variant (at least one step)")
     args = parser.parse_args()
     pl.seed_everything(0, verbose=False)
     peak = matmul_gflops()
@@ -132,16 +139,22 @@ def main() -> None:
     for name in args.models.split(","):
         x = torch.randn(args.batch, 3, args.size, args.size)
         y = torch.randint(0, len(CLASSES), (args.batch,))
-        flops = step_flops(build_module(name, args.size, channels_last=False).net, x, y)
+        flops = step_flops(build_module(name, args.size, channels_last=False).net, x)
+
+        def plain(name=name, x=x, y=y, **kw) -> float:
+            return plain_loop(build_module(name, args.size, False).net, x, y, args.seconds, **kw)
+
+        plain(), plain()  # warm the machine up: the first minute of work runs slower
+        first = plain()
+        steps = max(1, round(first * args.seconds / args.batch))  # as many steps as the plain loop did
         results = {
-            "(a) plain loop": plain_loop(build_module(name, args.size, False).net, x, y, args.steps),
-            "(b) facemix module + Trainer": lightning_loop(build_module(name, args.size, False), x, y, args.steps),
-            "(c) plain, channels_last": plain_loop(build_module(name, args.size, False).net, x, y, args.steps, True),
-            "(c) plain, bf16 autocast": plain_loop(
-                build_module(name, args.size, False).net, x, y, args.bf16_steps, bf16=True
-            ),
+            "(a) plain loop, first": first,
+            "(b) facemix module + Trainer": lightning_loop(build_module(name, args.size, False), x, y, steps),
+            "(c) plain, channels_last": plain(channels_last=True),
+            "(c) plain, bf16 autocast": plain(bf16=True),
+            "(a) plain loop, again": plain(),
         }
-        base = results["(a) plain loop"]
+        base = (results["(a) plain loop, first"] + results["(a) plain loop, again"]) / 2
         for variant, rate in results.items():
             gflops = flops * rate / args.batch / 1e9
             share = 100 * gflops / peak

@@ -1,8 +1,8 @@
 """``python -m facemix.export ckpt=PATH format=onnx|torchscript``: a deployable classifier plus its preprocessing.
 
-The exported model maps a float32 N x 3 x S x S batch (RGB, scaled to [0, 1], normalised with the sidecar's mean /
-std) to class probabilities. A parity check runs the exported file (onnxruntime for ONNX) against PyTorch on real
-images from the run and fails when they differ beyond tolerance.
+The exported model maps a uint8 N x 3 x S x S batch of RGB pixels (resized to S x S) to class probabilities; the
+normalisation (the sidecar's mean / std) is inside the exported graph. A parity check runs the exported file
+(onnxruntime for ONNX) against PyTorch on real images from the run and fails when they differ beyond tolerance.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from facemix.checkpoints import load_module, run_dir_of
 from facemix.data.images import load_rgb
 from facemix.data.manifest import read_manifest
 from facemix.errors import FacemixConfigError, user_errors_exit
+from facemix.models.module import normalize_pixels
 from facemix.reports.runs import fresh_dir
 
 log = logging.getLogger("facemix.export")
@@ -36,12 +37,14 @@ class ExportParityError(RuntimeError):
 class ProbabilityClassifier(torch.nn.Module):
     """The trained network with softmax on top: what a deployment wants to call."""
 
-    def __init__(self, net: torch.nn.Module) -> None:
+    def __init__(self, net: torch.nn.Module, pixel_mean: torch.Tensor, pixel_std: torch.Tensor) -> None:
         super().__init__()
         self.net = net
+        self.register_buffer("pixel_mean", pixel_mean.clone())
+        self.register_buffer("pixel_std", pixel_std.clone())
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(image).softmax(dim=1)
+        return self.net(normalize_pixels(image, self.pixel_mean, self.pixel_std)).softmax(dim=1)
 
 
 def sample_batch(run_dir: Path, image_size: int, count: int = 8) -> torch.Tensor:
@@ -103,7 +106,7 @@ def export(ckpt: str | Path, fmt: str = "onnx", output_dir: str | Path | None = 
             ) from exc
     module = load_module(ckpt)
     run_dir = run_dir_of(ckpt)
-    model = ProbabilityClassifier(module.net).eval()
+    model = ProbabilityClassifier(module.net, module.pixel_mean, module.pixel_std).eval()
     size = int(module.hparams.image_size)
     out = fresh_dir(Path(output_dir) if output_dir else run_dir / "export" / fmt)
     path = out / FORMATS[fmt]
@@ -127,13 +130,13 @@ def export(ckpt: str | Path, fmt: str = "onnx", output_dir: str | Path | None = 
         "input": {
             "name": "image",
             "shape": ["batch", 3, size, size],
-            "dtype": "float32",
+            "dtype": "uint8",
             "layout": "NCHW",
             "colour": "RGB",
             "resize": f"{size}x{size}, area interpolation, aspect ratio not kept",
-            "scale": "pixel / 255",
-            "mean": list(IMAGENET_MEAN),
-            "std": list(IMAGENET_STD),
+            "normalisation": "inside the model: (pixel - 255 * mean) / (255 * std)",
+            "mean": list(module.hparams.get("input_mean", IMAGENET_MEAN)),
+            "std": list(module.hparams.get("input_std", IMAGENET_STD)),
         },
         "output": {"name": "probabilities", "shape": ["batch", len(module.class_names)], "softmax": True},
         "parity": {"images": len(batch), "max_abs_diff": max_diff, "atol": atol, "passed": max_diff <= atol},

@@ -1,12 +1,14 @@
 """Albumentations pipelines, by preset name.
 
 Resize comes first (area interpolation), so every later op works on the small training-size image instead of a
-600 px original: augmenting after the resize is what keeps the loader ahead of the model on a small CPU.
+600 px original: augmenting after the resize is what keeps the loader ahead of the model on a small CPU. Pipelines
+end in a uint8 C x H x W tensor; the model normalises the batch (``ClassifierModule.forward``), so workers skip a
+per-image float conversion and ship a quarter of the bytes to the main process and the GPU.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import albumentations as A
 import cv2
@@ -14,7 +16,7 @@ from albumentations.pytorch import ToTensorV2
 
 from facemix.errors import FacemixConfigError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # applied by the model to uint8 input (see ClassifierModule)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
@@ -69,25 +71,13 @@ def _resize(image_size: int) -> A.BasicTransform:
     return A.Resize(image_size, image_size, interpolation=cv2.INTER_AREA)
 
 
-def _finish(mean: Sequence[float], std: Sequence[float]) -> list[A.BasicTransform]:
-    return [A.Normalize(mean=tuple(mean), std=tuple(std)), ToTensorV2()]
-
-
-def train_transform(
-    preset: str,
-    image_size: int,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-    seed: int | None = None,
-) -> A.Compose:
+def train_transform(preset: str, image_size: int, seed: int | None = None) -> A.Compose:
     """``seed``: Albumentations draws from its own generator, not the global ones ``seed_everything`` sets, so a
     reproducible run seeds it here (and each loader worker reseeds it, see ``facemix.data.dataset``)."""
     if preset not in PRESETS:
         raise FacemixConfigError(f"augment.preset is '{preset}'; choose one of {sorted(PRESETS)}.")
-    return A.Compose([_resize(image_size), *PRESETS[preset](), *_finish(mean, std)], seed=seed)
+    return A.Compose([_resize(image_size), *PRESETS[preset](), ToTensorV2()], seed=seed)
 
 
-def eval_transform(
-    image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
-) -> A.Compose:
-    return A.Compose([_resize(image_size), *_finish(mean, std)])
+def eval_transform(image_size: int) -> A.Compose:
+    return A.Compose([_resize(image_size), ToTensorV2()])

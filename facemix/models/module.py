@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from facemix.augment.presets import IMAGENET_MEAN, IMAGENET_STD
 from facemix.models.registry import create
 
 STAGES = ("train", "val", "test")
@@ -36,6 +37,14 @@ def _fused_kwargs(optimizer_cls: type[torch.optim.Optimizer], params: Sequence[t
     return {"fused": True} if device in supported and all(p.is_floating_point() for p in params) else {}
 
 
+def normalize_pixels(x: torch.Tensor, pixel_mean: torch.Tensor, pixel_std: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB images (what the loaders yield) -> normalised floats (mean / std given in pixel units); float input
+    is taken as already normalised. Done on the whole batch where it lives (GPU), not per image in loader workers."""
+    if x.is_floating_point():
+        return x
+    return (x.float() - pixel_mean) / pixel_std
+
+
 class ClassifierModule(pl.LightningModule):
     """Trains ``facemix.models.create(name, ...)``; hyper-parameters are saved so a checkpoint rebuilds itself."""
 
@@ -56,6 +65,8 @@ class ClassifierModule(pl.LightningModule):
         class_weights: str | Sequence[float] | None = None,
         label_smoothing: float = 0.0,
         compile: bool = False,
+        input_mean: Sequence[float] = IMAGENET_MEAN,
+        input_std: Sequence[float] = IMAGENET_STD,
     ) -> None:
         super().__init__()
         class_names = list(class_names)
@@ -82,13 +93,20 @@ class ClassifierModule(pl.LightningModule):
                 raise ValueError(f"loss.class_weights has {len(class_weights)} values for {num_classes} classes")
         weights = torch.tensor(class_weights) if isinstance(class_weights, list) else torch.ones(num_classes)
         self.register_buffer("loss_weights", weights.float())  # filled from the train split for "auto"
+        # uint8 pixels -> normalised floats, on the batch's device (not saved: they come from the hparams)
+        self.register_buffer("pixel_mean", 255 * torch.tensor(input_mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", 255 * torch.tensor(input_std).view(1, -1, 1, 1), persistent=False)
         self.metrics = torch.nn.ModuleDict({f"{s}_metrics": _stage_metrics(num_classes) for s in STAGES})
 
     @property
     def class_names(self) -> list[str]:
         return list(self.hparams.class_names)
 
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return normalize_pixels(x, self.pixel_mean, self.pixel_std)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.normalize(x)
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
@@ -153,4 +171,9 @@ class ClassifierModule(pl.LightningModule):
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=self.hparams.plateau_factor, patience=self.hparams.plateau_patience
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
+        # strict=False: with validation switched off (trainer.limit_val_batches=0) the plateau step is skipped with a
+        # warning instead of stopping the run
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "strict": False},
+        }

@@ -17,7 +17,9 @@ from facemix.augment.presets import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 
 def to_uint8_image(tensor: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
-    """A normalised C x H x W tensor back to an H x W x 3 uint8 picture."""
+    """A loader's C x H x W tensor (uint8, or normalised floats) as an H x W x 3 uint8 picture."""
+    if tensor.dtype == torch.uint8:
+        return tensor.detach().cpu().permute(1, 2, 0).numpy()
     img = tensor.detach().cpu().float() * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]
     return (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 

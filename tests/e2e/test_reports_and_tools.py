@@ -114,11 +114,12 @@ def test_export_passes_parity_and_documents_preprocessing(trained_run, tmp_path,
     sidecar = json.loads(next(out.glob("*.json")).read_text())
     assert sidecar["parity"]["passed"] and sidecar["parity"]["images"] > 0
     assert sidecar["class_names"] == ["real", "fake", "masked"] and sidecar["input"]["shape"][2:] == [32, 32]
+    assert sidecar["input"]["dtype"] == "uint8"  # normalisation is inside the exported graph
     if fmt == "onnx":
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
-        probs = session.run(None, {"image": np.zeros((5, 3, 32, 32), np.float32)})[0]
+        probs = session.run(None, {"image": np.zeros((5, 3, 32, 32), np.uint8)})[0]
         assert probs.shape == (5, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
 

@@ -78,4 +78,4 @@ def test_every_preset_runs_on_rgb_and_greyscale_files(tmp_path, preset, size, mo
     shape = (size[1], size[0]) if mode == "grey" else (size[1], size[0], 3)
     cv2.imwrite(str(path), rng.integers(0, 256, shape, dtype=np.uint8))
     out = train_transform(preset, 32)(image=load_rgb(path))["image"]
-    assert out.shape == (3, 32, 32) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert out.shape == (3, 32, 32) and out.dtype == torch.uint8  # the model normalises the batch
