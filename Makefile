@@ -24,5 +24,8 @@ train: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 NO_ALBUMENTATIONS_UPDATE=1 $(PY) -m pytest $(ARGS)
 
+bench: $(STAMP)
+	$(PY) benchmarks/loader.py && $(PY) benchmarks/train_step.py
+
 lint: $(STAMP)
 	$(PY) -m ruff check facemix tests && $(PY) -m ruff format --check facemix tests

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import time
 from pathlib import Path
 
@@ -55,16 +56,15 @@ def step_flops(net: torch.nn.Module, x: torch.Tensor) -> int:
     return 3 * counter.get_total_flops()
 
 
-def _timed(step, seconds: float) -> tuple[int, float]:
+def _timed(step, steps: int) -> float:
     step(), step()  # warm-up
-    steps, start = 0, time.perf_counter()
-    while steps == 0 or time.perf_counter() - start < seconds:
+    start = time.perf_counter()
+    for _ in range(steps):
         step()
-        steps += 1
-    return steps, time.perf_counter() - start
+    return time.perf_counter() - start
 
 
-def plain_loop(net: torch.nn.Module, x, y, seconds: float, channels_last: bool = False, bf16: bool = False) -> float:
+def plain_loop(net: torch.nn.Module, x, y, steps: int, channels_last: bool = False, bf16: bool = False) -> float:
     """(a) what a user writes by hand; returns images/s."""
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -81,8 +81,7 @@ def plain_loop(net: torch.nn.Module, x, y, seconds: float, channels_last: bool =
         loss.backward()
         opt.step()
 
-    steps, elapsed = _timed(step, seconds)
-    return steps * len(x) / elapsed
+    return steps * len(x) / _timed(step, steps)
 
 
 class _StepTimer(pl.Callback):
@@ -126,7 +125,8 @@ def main() -> None:
     parser.add_argument("--models", default="vgg16,mobilenetv2")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=15, help="timed seconds per variant (at least one step)")
+    parser.add_argument("--seconds", type=float, default=10, help="about this long per timing (at least one step)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating plain / Lightning timings; medians")
     args = parser.parse_args()
     pl.seed_everything(0, verbose=False)
     peak = matmul_gflops()
@@ -141,26 +141,36 @@ def main() -> None:
         y = torch.randint(0, len(CLASSES), (args.batch,))
         flops = step_flops(build_module(name, args.size, channels_last=False).net, x)
 
-        def plain(name=name, x=x, y=y, **kw) -> float:
-            return plain_loop(build_module(name, args.size, False).net, x, y, args.seconds, **kw)
+        def plain(name=name, x=x, y=y, steps=1, **kw) -> float:
+            return plain_loop(build_module(name, args.size, False).net, x, y, steps, **kw)
 
-        plain(), plain()  # warm the machine up: the first minute of work runs slower
-        first = plain()
-        steps = max(1, round(first * args.seconds / args.batch))  # as many steps as the plain loop did
+        plain(steps=2)  # warm the machine up: the first minute of work runs slower
+        steps = max(1, round(plain(steps=2) * args.seconds / args.batch))
+        plains, lightnings = [], []
+        for r in range(args.rounds):  # alternate A-B / B-A: the machine keeps speeding up, drift hits both alike
+            order = ["plain", "lightning"] if r % 2 == 0 else ["lightning", "plain"]
+            for which in order:
+                if which == "plain":
+                    plains.append(plain(steps=steps))
+                else:
+                    lightnings.append(lightning_loop(build_module(name, args.size, False), x, y, steps))
         results = {
-            "(a) plain loop, first": first,
-            "(b) facemix module + Trainer": lightning_loop(build_module(name, args.size, False), x, y, steps),
-            "(c) plain, channels_last": plain(channels_last=True),
-            "(c) plain, bf16 autocast": plain(bf16=True),
-            "(a) plain loop, again": plain(),
+            "(a) plain loop (median)": statistics.median(plains),
+            "(b) facemix module + Trainer (median)": statistics.median(lightnings),
+            "(c) plain, channels_last": plain(steps=steps, channels_last=True),
+            "(c) plain, bf16 autocast": plain(steps=steps, bf16=True),
         }
-        base = (results["(a) plain loop, first"] + results["(a) plain loop, again"]) / 2
+        print(
+            f"<!-- {name}: {steps} steps per timing; plain {[round(r, 2) for r in plains]}, Lightning "
+            f"{[round(r, 2) for r in lightnings]} img/s -->"
+        )
+        base = results["(a) plain loop (median)"]
         for variant, rate in results.items():
             gflops = flops * rate / args.batch / 1e9
             share = 100 * gflops / peak
             row = f"| {name} | {variant} | {rate:.2f} | {rate / base:.2f}x | {gflops:.0f} | {share:.0f} % |"
             print(row, flush=True)
-        overhead = 1 - results["(b) facemix module + Trainer"] / base
+        overhead = 1 - results["(b) facemix module + Trainer (median)"] / base
         print(f"| {name} | Lightning + facemix overhead | {100 * overhead:+.1f} % | | {flops / 1e9:.1f} GFLOP/step | |")
 
 

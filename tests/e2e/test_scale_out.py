@@ -107,3 +107,20 @@ def test_slurm_launcher_composes_and_submitit_runs_a_job_locally(data_dir, tmp_p
     sweep = tmp_path / "local"
     run_train("-m", "hydra/launcher=submitit_local", "model=simple_cnn", *tiny_sweep_overrides(data_dir, sweep))
     assert (sweep / "0" / "summary.json").exists() and (sweep / ".submitit").is_dir()
+
+
+def test_gpu_trainer_composes_its_fast_defaults():
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "facemix.train", "trainer=gpu", "model=vgg16", "--cfg", "job"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    cfg = yaml.safe_load(out)
+    assert cfg["trainer"]["accelerator"] == "gpu" and cfg["trainer"]["precision"] == "bf16-mixed"
+    assert cfg["model"]["channels_last"] is True and cfg["model"]["compile"] is False  # compile: opt-in
+    assert cfg["data"]["pin_memory"] is True and cfg["data"]["num_workers"] == 8
+    assert cfg["trainer"]["max_epochs"] == 12  # the rest of trainer/default still applies
