@@ -19,9 +19,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from facemix.checkpoints import load_checkpoint
-from facemix.config import RESUME_LATEST, register_resolvers
+from facemix.config import register_resolvers, resume_checkpoint
 from facemix.distributed import is_rank_zero, one_job_for_ddp
-from facemix.errors import FacemixConfigError, record_failure, user_errors_exit
+from facemix.errors import record_failure, user_errors_exit
 from facemix.evaluate import evaluate
 
 log = logging.getLogger("facemix.train")
@@ -52,28 +52,10 @@ def _best_score(trainer: pl.Trainer) -> float | None:
     return float(score) if score is not None else None
 
 
-def _resume_checkpoint(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """``last`` or a run dir -> that run's ``checkpoints/last.ckpt``; a checkpoint file as is."""
-    if ckpt_path in (None, ""):
-        return None
-    if ckpt_path == RESUME_LATEST or Path(ckpt_path).is_dir():
-        run = output_dir if ckpt_path == RESUME_LATEST else Path(ckpt_path)
-        last = run / "checkpoints" / "last.ckpt"
-        if not last.is_file():
-            raise FacemixConfigError(
-                f"ckpt_path={ckpt_path}: {last} does not exist. Resume a run that saved a checkpoint: "
-                "ckpt_path=<its run dir>, ckpt_path=<a .ckpt file>, or ckpt_path=last hydra.run.dir=<its run dir>."
-            )
-        return str(last)
-    if not Path(ckpt_path).is_file():
-        raise FacemixConfigError(f"ckpt_path={ckpt_path} is not a file or run dir; pass a run's .ckpt or its dir.")
-    return str(ckpt_path)
-
-
 def train(cfg: DictConfig) -> float | None:
     """Fit, test the best checkpoint, write the report; return ``cfg.optimized_metric`` (for sweepers)."""
     output_dir = Path(cfg.paths.output_dir)
-    resume_from = _resume_checkpoint(cfg.get("ckpt_path"), output_dir)
+    resume_from = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
     _guard_run_dir(output_dir, resuming=resume_from is not None)
     with one_job_for_ddp(output_dir):
         return _fit_test_report(cfg, output_dir, resume_from)
@@ -101,12 +83,8 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    report_split = "test" if len(datamodule.datasets["test"]) else "val"
-    if report_split == "val":  # e.g. the muffin/chihuahua study's 80/20 split
-        log.warning("the test split is empty (data.split.test=0): the test/ metrics and report use the val split")
-        trainer.test(model, dataloaders=datamodule.val_dataloader(), ckpt_path=best or None, weights_only=True)
-    else:
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+    report_split = datamodule.report_split
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
     if trainer.is_global_zero:  # one process over the whole split: exact, no sampler padding
@@ -134,9 +112,9 @@ def _optimized_value(name: str | None, trainer: pl.Trainer, metrics: dict[str, f
     """The checkpointed (best) epoch's value when the sweep optimises what checkpointing monitors, else the last."""
     if not name:
         return None
-    checkpoint = trainer.checkpoint_callback
-    if checkpoint is not None and checkpoint.monitor == name and _best_score(trainer) is not None:
-        return _best_score(trainer)
+    checkpoint, best = trainer.checkpoint_callback, _best_score(trainer)
+    if checkpoint is not None and checkpoint.monitor == name and best is not None:
+        return best
     return metrics.get(name)
 
 

@@ -19,7 +19,7 @@ from facemix.augment.presets import eval_transform, train_transform
 from facemix.augment.sampling import balanced_sampler
 from facemix.data.cache import DecodedImages, build_cache
 from facemix.data.card import build_card, write_card
-from facemix.data.dataset import ManifestDataset, seed_worker
+from facemix.data.dataset import ManifestDataset, rank_seed, seed_worker
 from facemix.data.demo import write_demo
 from facemix.data.harmonize import harmonize
 from facemix.data.health import ScanCache, scan_images, shortcut_features, shortcut_probe
@@ -109,6 +109,7 @@ class FaceMixDataModule(pl.LightningDataModule):
             )
         self.samples: list[Sample] = []
         self.datasets: dict[str, ManifestDataset] = {}
+        self._images: DecodedImages | None = None  # opened by prepare_data in this process, if it ran here
 
     def _draw_demo_if_needed(self) -> None:
         if not self.demo:
@@ -133,16 +134,17 @@ class FaceMixDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         if self.manifest_path.exists():  # a resumed run keeps the data it started with
             log.info("using the existing manifest %s", self.manifest_path)
+            samples = read_manifest(self.manifest_path)
         else:
-            self._write_manifest()
+            samples = self._write_manifest()
         if self.cache:
-            self._open_cache(read_manifest(self.manifest_path), progress=True)
+            self._images = self._open_cache(samples, progress=True)
 
     def _open_cache(self, samples: Sequence[Sample], progress: bool = False) -> DecodedImages:
         paths = [s.path for s in samples if s.split in SPLITS]
         return build_cache(paths, self.cache_size, self.cache_dir, progress=progress)
 
-    def _write_manifest(self) -> None:
+    def _write_manifest(self) -> list[Sample]:
         self._draw_demo_if_needed()
         built = build_manifest(
             self.specs,
@@ -192,6 +194,7 @@ class FaceMixDataModule(pl.LightningDataModule):
         write_card(card, self.manifest_path.parent)
         for warning in card["warnings"]:
             log.warning("shortcut: %s", warning)
+        return samples
 
     def _card(self, samples: Sequence[Sample], built: ManifestBuild) -> dict:
         originals = [s for s in samples if not s.parent]
@@ -231,11 +234,13 @@ class FaceMixDataModule(pl.LightningDataModule):
             return
         self.samples = read_manifest(self.manifest_path)
         mapping = self.class_to_idx
-        images = self._open_cache(self.samples) if self.cache else None  # prepare_data decoded it: only stats here
+        images = None
+        if self.cache:  # other ranks open what global rank 0's prepare_data built
+            images = self._images or self._open_cache(self.samples)
         for split in SPLITS:
             rows = [s for s in self.samples if s.split == split]
             transform = (
-                train_transform(self.augment, self.image_size, seed=self.seed + 7919 * self.trainer_rank)
+                train_transform(self.augment, self.image_size, seed=rank_seed(self.seed))
                 if split == "train"
                 else eval_transform(self.image_size)
             )
@@ -247,10 +252,6 @@ class FaceMixDataModule(pl.LightningDataModule):
                 f"classes {empty} have no training images after the split of {self.manifest_path}. Give them more "
                 "images, raise data.split.train, or drop them from data.classes."
             )
-
-    @property
-    def trainer_rank(self) -> int:
-        return self.trainer.global_rank if self.trainer is not None else 0
 
     def _loader(self, split: str, **kwargs) -> DataLoader:
         dataset = self.datasets[split]
@@ -288,8 +289,16 @@ class FaceMixDataModule(pl.LightningDataModule):
             return self._loader(split, sampler=UnrepeatedDistributedSampler(self.datasets[split], shuffle=False))
         return self._loader(split, shuffle=False)
 
+    @property
+    def report_split(self) -> str:
+        """The split the test stage and the report use: ``test``, or ``val`` when the split has no test part (the
+        muffin/chihuahua study's 80/20)."""
+        return "test" if len(self.datasets["test"]) else "val"
+
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+        if self.report_split == "val":
+            log.warning("the test split is empty (data.split.test=0): the test/ metrics and report use the val split")
+        return self._eval_loader(self.report_split)

@@ -50,4 +50,9 @@ def seed_worker(worker_id: int) -> None:
     info = get_worker_info()
     transform = getattr(info.dataset, "transform", None)
     if hasattr(transform, "set_random_seed"):
-        transform.set_random_seed((info.seed + 7919 * rank_zero_only.rank) % 2**32)
+        transform.set_random_seed(rank_seed(info.seed))
+
+
+def rank_seed(seed: int) -> int:
+    """``seed`` made distinct per DDP rank (each rank would otherwise repeat rank 0's augmentation stream)."""
+    return (seed + 7919 * rank_zero_only.rank) % 2**32
