@@ -25,9 +25,9 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision import transforms as T
 
-from facemix.augment.presets import IMAGENET_MEAN, IMAGENET_STD
 from facemix.data.datamodule import FaceMixDataModule
 from facemix.data.demo import write_demo
+from facemix.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 
 def baseline_loader(root: Path, size: int, batch: int, workers: int) -> DataLoader:

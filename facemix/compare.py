@@ -1,20 +1,25 @@
-"""``python -m facemix.compare RUN_OR_SWEEP_DIR [...]``: one table across runs, the paper-style comparison.
+"""``facemix-compare RUN_OR_SWEEP_DIR [...]`` (or ``runs=[...]``): one table across runs, the paper-style comparison.
 
-Prints Markdown, writes ``comparison.csv`` and ``comparison.png`` (test macro F1 and per-class F1 per run). Failed or
-unfinished runs are listed as such instead of vanishing.
+Prints Markdown, writes ``comparison.csv`` / ``.md`` and ``comparison.png`` (test macro F1 and per-class F1 per run)
+into a new folder. Failed or unfinished runs are listed as such instead of vanishing.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
+import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+import hydra
 import numpy as np
+from omegaconf import DictConfig
 
+from facemix.config import CONFIG_PATH
+from facemix.errors import FacemixConfigError, user_errors_exit
 from facemix.reports.plots import plt, save_figure
-from facemix.reports.runs import RunRecord, find_runs, read_run
+from facemix.reports.runs import RunRecord, find_runs, fresh_dir, read_run
 
 HIDDEN_OVERRIDES = {"hydra.run.dir", "hydra.sweep.dir", "paths.data_dir", "hydra.job.num"}
 
@@ -49,7 +54,7 @@ def comparison_rows(runs: list[RunRecord]) -> tuple[list[str], list[list[str]]]:
 
         rows.append(
             [
-                f"{r.path.parent.name}/{r.path.name}" if r.path.name.isdigit() else r.path.name,  # multirun job dirs
+                r.path.name,
                 r.status,
                 *(r.overrides.get(k, "") for k in keys),
                 fmt(m.get("val/acc")),
@@ -94,11 +99,14 @@ def bar_chart(runs: list[RunRecord], labels: list[str]):
     return fig
 
 
-def compare(paths: list[str | Path], out_dir: str | Path | None = None) -> str:
+def compare(paths: Sequence[str | Path], out_dir: str | Path) -> str:
+    """Tabulate the runs at or below ``paths``; write comparison.csv / .md / .png into ``out_dir`` (a new folder: an
+    existing one gets a ``-2``, ``-3``... sibling, so nothing earlier is replaced)."""
     run_dirs = find_runs(paths)
     if not run_dirs:
-        raise SystemExit(
-            f"no run dirs (folders with .hydra/config.yaml) found at or below {', '.join(map(str, paths))}"
+        raise FacemixConfigError(
+            f"runs={[str(p) for p in paths]}: no facemix run dirs (folders with .hydra/config.yaml and a train.log, "
+            "checkpoints/ or summary.json) at or below these paths. Pass run dirs, a multirun dir or outputs/."
         )
     runs = [read_run(p) for p in run_dirs]
     header, rows = comparison_rows(runs)
@@ -106,8 +114,7 @@ def compare(paths: list[str | Path], out_dir: str | Path | None = None) -> str:
     failures = [f"- {r.path}: {r.error}" for r in runs if r.error]
     if failures:
         table += "\nFailed runs:\n" + "\n".join(failures) + "\n"
-    out = Path(out_dir) if out_dir else Path(paths[0]) if len(paths) == 1 and Path(paths[0]).is_dir() else Path(".")
-    out.mkdir(parents=True, exist_ok=True)
+    out = fresh_dir(Path(out_dir))
     with open(out / "comparison.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([header, *rows])
     (out / "comparison.md").write_text(table)
@@ -119,13 +126,32 @@ def compare(paths: list[str | Path], out_dir: str | Path | None = None) -> str:
     return table
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", help="run dirs, or a multirun / outputs dir to search")
-    parser.add_argument("--out", help="where to write comparison.csv / .md / .png (default: the one dir given)")
-    args = parser.parse_args(argv)
-    compare(args.paths, args.out)
+def _hydra_quoted(text: str) -> str:
+    """A single-quoted Hydra string: quotes escaped, backslashes doubled only before a quote or at the end."""
+    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text) + "'"
+
+
+def paths_as_override(argv: Sequence[str]) -> list[str]:
+    """``facemix-compare A B key=value`` -> ``runs=['A','B'] key=value``: plain paths are the runs to compare."""
+    paths = [a for a in argv if "=" not in a and not a.startswith("-")]
+    if not paths:
+        return list(argv)
+    quoted = ",".join(_hydra_quoted(a) for a in paths)
+    return [f"runs=[{quoted}]", *(a for a in argv if a not in paths)]
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="compare")
+def _main(cfg: DictConfig) -> None:
+    with user_errors_exit():
+        runs = [str(cfg.runs)] if isinstance(cfg.runs, str) else [str(r) for r in cfg.runs]
+        compare(runs, cfg.output_dir or cfg.paths.output_dir)
+
+
+def main() -> None:
+    sys.argv = [sys.argv[0], *paths_as_override(sys.argv[1:])]
+    _main()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -1,4 +1,7 @@
-"""Config resolvers the run layout needs before Hydra picks a run dir.
+"""Where the configs live, and the resolvers the run layout needs before Hydra picks a run dir.
+
+The configs ship inside the package (``facemix.conf``, mapped from the repository's top-level ``conf/`` at build
+time), so every entry point finds them from any working directory, installed from a wheel or editable.
 
 A resumed run must write into the run dir it started in, and Hydra fixes the run dir before any facemix code runs;
 so ``hydra.run.dir`` asks ``facemix.run_dir`` (the checkpoint's run when ``ckpt_path`` names one) and the saved
@@ -7,6 +10,8 @@ so ``hydra.run.dir`` asks ``facemix.run_dir`` (the checkpoint's run when ``ckpt_
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -15,7 +20,11 @@ from omegaconf import OmegaConf
 from facemix.checkpoints import run_dir_of
 from facemix.errors import FacemixConfigError
 
+CONFIG_PATH = "pkg://facemix.conf"
 RESUME_LATEST = "last"
+# overrides that say where a run reads and writes, not what it is: left out of run names
+PLACE_KEYS = ("hydra.", "paths.", "ckpt_path", "data.root", "data.num_workers", "trainer.enable_progress_bar", "tags")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")  # what Hydra's override grammar takes unquoted (ckpt_path=<run dir>)
 
 
 def _resumes(ckpt_path: str | None) -> bool:
@@ -54,6 +63,27 @@ def hydra_subdir(ckpt_path: str | None) -> str:
     return f".hydra/resumed-{datetime.now():%Y-%m-%d_%H-%M-%S}" if _resumes(ckpt_path) else ".hydra"
 
 
+def run_name(task_name: str, model: str, data: str | None, overrides: Sequence[str] = ()) -> str:
+    """What a run is, readable in a folder listing and in TensorBoard's run selector: the task (when it is not the
+    plain ``train``), model and data, then every other override that changes the run (``vgg16-balanced-seed1``).
+    Overrides that only say where files live are left out; the caller keeps the time for uniqueness. Only characters
+    that Hydra's override grammar takes unquoted, so ``ckpt_path=<run dir>`` needs no quotes."""
+    parts = [task_name] if task_name not in ("train", "") else []
+    parts += [str(model), str(data or "")]
+    for override in overrides:
+        key, sep, value = str(override).lstrip("+~").partition("=")
+        if not sep or key.startswith(PLACE_KEYS) or key in ("model", "data", "model.name", "experiment"):
+            continue
+        leaf = key.rsplit(".", 1)[-1]
+        if "." not in key and key != "seed":  # a group choice: augment=keras -> keras
+            parts.append(value)
+        else:  # seed=1 -> seed1, trainer.max_epochs=3 -> max_epochs3, x.batch_norm=false -> batch_norm_false
+            parts.append(f"{leaf}{value}" if value[:1].isdigit() or value[:1] in "-." else f"{leaf}_{value}")
+    name = "-".join(re.sub("_+", "_", _UNSAFE.sub("_", p)).strip("_.")[:40] for p in parts if p)
+    return name[:100] or "run"
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("facemix.run_dir", run_dir, replace=True)
     OmegaConf.register_new_resolver("facemix.hydra_subdir", hydra_subdir, replace=True)
+    OmegaConf.register_new_resolver("facemix.run_name", run_name, replace=True)

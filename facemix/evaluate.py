@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from facemix.augment.presets import eval_transform
 from facemix.checkpoints import load_module, run_dir_of
+from facemix.config import CONFIG_PATH
 from facemix.data.dataset import ManifestDataset
 from facemix.data.manifest import Sample, read_manifest
 from facemix.errors import FacemixConfigError, user_errors_exit
@@ -40,7 +41,7 @@ log = logging.getLogger("facemix.evaluate")
 @torch.inference_mode()
 def predict_probabilities(module, dataset, batch_size: int = 64, num_workers: int = 0) -> np.ndarray:
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
-    probs = [module(x).float().softmax(dim=1) for x, _, _ in loader]
+    probs = [module(x.to(module.device)).float().softmax(dim=1).cpu() for x, _, _ in loader]
     return torch.cat(probs).numpy() if probs else np.zeros((0, module.hparams.num_classes))
 
 
@@ -87,9 +88,9 @@ def _per_source_markdown(breakdown: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _output_dir(requested: str | Path | None, default: Path) -> Path:
-    if requested is None:
-        return fresh_dir(default)
+def _output_dir(requested: str | Path, fresh: bool) -> Path:
+    if fresh:
+        return fresh_dir(Path(requested))
     out = Path(requested)
     if (out / "classification_report.json").exists():
         raise FileExistsError(f"{out} already holds an evaluation; choose another output_dir (or leave it unset).")
@@ -97,17 +98,15 @@ def _output_dir(requested: str | Path | None, default: Path) -> Path:
     return out
 
 
-def _log_to_tensorboard(run_dir: Path, split: str, figures: dict[str, plt.Figure], report: dict) -> None:
+def _log_to_tensorboard(run_dir: Path, split: str, figures: dict[str, plt.Figure]) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
-    with SummaryWriter(str(run_dir / "tensorboard")) as writer:
+    with SummaryWriter(str(run_dir / "tensorboard")) as writer:  # figures only: the scalars are in the report
         for name, fig in figures.items():
             writer.add_figure(f"eval_{split}/{name}", fig, close=False)
-        writer.add_scalar(f"eval_{split}/accuracy", report["accuracy"])
-        writer.add_scalar(f"eval_{split}/f1_macro", report["macro avg"]["f1-score"])
 
 
-def evaluate(
+def evaluate_checkpoint(
     ckpt: str | Path,
     split: str = "test",
     output_dir: str | Path | None = None,
@@ -119,19 +118,39 @@ def evaluate(
     """Evaluate ``ckpt`` on ``split`` of its run's manifest; write every artefact into the output dir."""
     module = load_module(ckpt)
     run_dir = run_dir_of(ckpt)
+    out = output_dir if output_dir is not None else run_dir / "evaluation" / f"{split}-{Path(ckpt).stem}"
+    return evaluate_module(
+        module, run_dir, split, out, batch_size, num_workers, gallery_size, tensorboard, fresh=output_dir is None
+    )
+
+
+def evaluate_module(
+    module,
+    run_dir: str | Path,
+    split: str = "test",
+    output_dir: str | Path | None = None,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    gallery_size: int = 24,
+    tensorboard: bool = True,
+    fresh: bool = False,
+) -> dict:
+    """Evaluate a trained ``ClassifierModule`` on ``split`` of ``run_dir``'s manifest, with the preprocessing it
+    was trained with (its hparams); ``fresh``: write into a new ``output_dir[-N]`` instead of ``output_dir``."""
+    run_dir = Path(run_dir)
     manifest = run_dir / "manifest.csv"
     if not manifest.exists():
-        raise FacemixConfigError(f"{manifest} is missing: ckpt={ckpt} must sit in a facemix run dir's checkpoints/.")
+        raise FacemixConfigError(f"{manifest} is missing: the checkpoint must sit in a facemix run dir's checkpoints/.")
     samples = [s for s in read_manifest(manifest) if s.split == split]
     if not samples:
         raise FacemixConfigError(f"split={split} has no images in {manifest}; choose one of train, val, test.")
     class_names = module.class_names
-    dataset = ManifestDataset(
-        samples, {c: i for i, c in enumerate(class_names)}, eval_transform(module.hparams.image_size)
-    )
-    probs = predict_probabilities(module, dataset, batch_size, num_workers)
+    hparams = module.hparams
+    transform = eval_transform(hparams.image_size, hparams.get("interpolation", "area"))
+    dataset = ManifestDataset(samples, {c: i for i, c in enumerate(class_names)}, transform)
+    probs = predict_probabilities(module.eval(), dataset, batch_size, num_workers)
     y_true, y_pred = np.asarray(dataset.targets), probs.argmax(axis=1)
-    out = _output_dir(output_dir, run_dir / "evaluation" / f"{split}-{Path(ckpt).stem}")
+    out = _output_dir(output_dir, fresh)
     return write_evaluation(
         out, run_dir, split, samples, dataset, probs, y_true, y_pred, class_names, gallery_size, tensorboard
     )
@@ -162,7 +181,7 @@ def write_evaluation(
         [bool(y_true[i] == y_pred[i]) for i in order],
     )
     if tensorboard:
-        _log_to_tensorboard(run_dir, split, figures, report)
+        _log_to_tensorboard(run_dir, split, figures)
     for name, fig in figures.items():
         save_figure(fig, out / f"{name}.png")
     print(f"\nClassification report ({split} split, {len(samples)} images):\n{text}")
@@ -171,10 +190,12 @@ def write_evaluation(
     return {"output_dir": str(out), "report": report, "per_source": breakdown}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     with user_errors_exit():
-        evaluate(cfg.ckpt, cfg.split, cfg.get("output_dir"), cfg.batch_size, cfg.num_workers, cfg.gallery_size)
+        evaluate_checkpoint(
+            cfg.ckpt, cfg.split, cfg.get("output_dir"), cfg.batch_size, cfg.num_workers, cfg.gallery_size
+        )
 
 
 if __name__ == "__main__":

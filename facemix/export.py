@@ -18,8 +18,9 @@ import torch
 from omegaconf import DictConfig
 
 from facemix import __version__
-from facemix.augment.presets import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+from facemix.augment.presets import eval_transform
 from facemix.checkpoints import load_module, run_dir_of
+from facemix.config import CONFIG_PATH
 from facemix.data.images import load_rgb
 from facemix.data.manifest import read_manifest
 from facemix.errors import FacemixConfigError, user_errors_exit
@@ -47,10 +48,10 @@ class ProbabilityClassifier(torch.nn.Module):
         return self.net(normalize_pixels(image, self.pixel_mean, self.pixel_std)).softmax(dim=1)
 
 
-def sample_batch(run_dir: Path, image_size: int, count: int = 8) -> torch.Tensor:
+def sample_batch(run_dir: Path, image_size: int, interpolation: str = "area", count: int = 8) -> torch.Tensor:
     """Real preprocessed images from the run's test split (random pixels if the run has no manifest)."""
     manifest = run_dir / "manifest.csv"
-    transform = eval_transform(image_size)
+    transform = eval_transform(image_size, interpolation)
     if manifest.exists():
         rows = [s for s in read_manifest(manifest) if s.split == "test"][:count]
         if rows:
@@ -110,7 +111,8 @@ def export(ckpt: str | Path, fmt: str = "onnx", output_dir: str | Path | None = 
     size = int(module.hparams.image_size)
     out = fresh_dir(Path(output_dir) if output_dir else run_dir / "export" / fmt)
     path = out / FORMATS[fmt]
-    batch = sample_batch(run_dir, size)
+    interpolation = module.hparams.get("interpolation", "area")
+    batch = sample_batch(run_dir, size, interpolation)
     with torch.inference_mode():
         expected = model(batch).numpy()
     if fmt == "onnx":
@@ -133,10 +135,11 @@ def export(ckpt: str | Path, fmt: str = "onnx", output_dir: str | Path | None = 
             "dtype": "uint8",
             "layout": "NCHW",
             "colour": "RGB",
-            "resize": f"{size}x{size}, area interpolation, aspect ratio not kept",
+            "resize": f"{size}x{size}, {interpolation} interpolation, aspect ratio not kept",
+            "interpolation": interpolation,
             "normalisation": "inside the model: (pixel - 255 * mean) / (255 * std)",
-            "mean": list(module.hparams.get("input_mean", IMAGENET_MEAN)),
-            "std": list(module.hparams.get("input_std", IMAGENET_STD)),
+            "mean": list(module.hparams.input_mean),
+            "std": list(module.hparams.input_std),
         },
         "output": {"name": "probabilities", "shape": ["batch", len(module.class_names)], "softmax": True},
         "parity": {"images": len(batch), "max_abs_diff": max_diff, "atol": atol, "passed": max_diff <= atol},
@@ -151,7 +154,7 @@ def export(ckpt: str | Path, fmt: str = "onnx", output_dir: str | Path | None = 
     return path
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="export")
 def main(cfg: DictConfig) -> None:
     with user_errors_exit():
         export(cfg.ckpt, cfg.format, cfg.get("output_dir"), cfg.atol)

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from facemix.augment.presets import eval_transform
 from facemix.checkpoints import load_module
+from facemix.config import CONFIG_PATH
 from facemix.data.images import load_rgb
 from facemix.data.sources import IMAGE_EXTENSIONS
 from facemix.errors import FacemixConfigError, user_errors_exit
@@ -56,7 +57,7 @@ def resolve_inputs(inputs: str | Sequence[str]) -> tuple[list[Path], list[tuple[
 def predict(ckpt: str | Path, inputs: str | Sequence[str], top_k: int = 3, batch_size: int = 32) -> dict:
     module = load_module(ckpt)
     names = module.class_names
-    transform = eval_transform(module.hparams.image_size)
+    transform = eval_transform(module.hparams.image_size, module.hparams.get("interpolation", "area"))
     files, skipped = resolve_inputs(inputs)
     done: list[Path] = []
     probs: list[np.ndarray] = []
@@ -123,7 +124,7 @@ def print_predictions(result: dict, console: Console | None = None) -> None:
         console.print(f"[yellow]skipped[/yellow] {path}: {why}")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")
 def main(cfg: DictConfig) -> None:
     with user_errors_exit():
         inputs = list(cfg.inputs) if isinstance(cfg.inputs, ListConfig) else str(cfg.inputs)

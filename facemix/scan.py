@@ -1,4 +1,4 @@
-"""``python -m facemix.scan [data=...]``: check every configured source before a single training step.
+"""``facemix-scan [data=...]``: check every configured source before a single training step.
 
 Same config as training. Writes ``dataset_card.md`` / ``.json`` / ``.png`` and the manifest into a new run dir and
 prints a summary: counts, unreadable files, duplicates, label conflicts, source-shortcut warnings.
@@ -11,16 +11,17 @@ import time
 from pathlib import Path
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from facemix.config import register_resolvers
+from facemix.config import CONFIG_PATH, register_resolvers
 from facemix.errors import user_errors_exit
+from facemix.train import build_datamodule, preprocessing_of
 
 
 def scan(cfg: DictConfig) -> dict:
     started = time.perf_counter()
-    datamodule = instantiate(cfg.data, cache=False)  # the scan reads files itself; no decoded cache needed
+    # the scan reads files itself; no decoded cache needed
+    datamodule = build_datamodule(cfg, preprocessing_of(cfg), cache=False)
     datamodule.prepare_data()
     out = Path(cfg.paths.output_dir)
     card = json.loads((out / "dataset_card.json").read_text())
@@ -51,7 +52,7 @@ def scan(cfg: DictConfig) -> dict:
 register_resolvers()  # the train config's run dir depends on ckpt_path
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="scan")
 def main(cfg: DictConfig) -> None:
     with user_errors_exit():
         scan(cfg)

@@ -1,4 +1,5 @@
-"""``python -m facemix.train [overrides]``: config -> datamodule, model, trainer -> fit, test, report.
+"""``facemix-train [overrides]`` (or ``python -m facemix.train``): config -> datamodule, model, trainer -> fit, test,
+report.
 
 Thin on purpose: everything it wires is built from ``_target_`` configs, so a sweep or a test changes behaviour
 by overriding config, never by editing this file.
@@ -18,18 +19,53 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from facemix import models
 from facemix.checkpoints import load_checkpoint
-from facemix.config import register_resolvers, resume_checkpoint
+from facemix.config import CONFIG_PATH, register_resolvers, resume_checkpoint
+from facemix.config_tree import print_config_tree
 from facemix.distributed import is_rank_zero, one_job_for_ddp
 from facemix.errors import record_failure, user_errors_exit
-from facemix.evaluate import evaluate
+from facemix.evaluate import evaluate_checkpoint, evaluate_module
+from facemix.loggers import log_run_end, log_run_start, run_params
+from facemix.models.preprocessing import Preprocessing, resolve_preprocessing
+from facemix.models.pretrained import uses_pretrained_weights
 
 log = logging.getLogger("facemix.train")
 register_resolvers()  # before @hydra.main composes: the run dir depends on ckpt_path
+REPORT_FILES = (
+    "summary.json",
+    "classification_report.txt",
+    "classification_report.json",
+    "confusion_matrix.png",
+    "curves.png",
+    "gallery.png",
+    "per_source.md",
+    "dataset_card.md",
+    "dataset_card.png",
+    "augment_preview.png",
+)
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(c) for c in (group or {}).values() if c is not None and "_target_" in c]
+
+
+def preprocessing_of(cfg: DictConfig) -> Preprocessing:
+    """The input size, interpolation and statistics of the configured model (explicit config values win)."""
+    model = cfg.model
+    options = OmegaConf.to_container(model.get("options") or {}, resolve=True)
+    return resolve_preprocessing(
+        models.arch(model.name, **options),
+        uses_pretrained_weights(model.get("pretrained")),
+        image_size=cfg.data.get("image_size"),
+        mean=model.get("input_mean"),
+        std=model.get("input_std"),
+        interpolation=model.get("interpolation"),
+    )
+
+
+def build_datamodule(cfg: DictConfig, prep: Preprocessing, **kwargs) -> pl.LightningDataModule:
+    return instantiate(cfg.data, image_size=prep.image_size, interpolation=prep.interpolation, **kwargs)
 
 
 def _guard_run_dir(output_dir: Path, resuming: bool) -> None:
@@ -52,6 +88,14 @@ def _best_score(trainer: pl.Trainer) -> float | None:
     return float(score) if score is not None else None
 
 
+def _hydra_runtime() -> tuple[dict, list[str]]:
+    """Group choices and command-line overrides of this job ({} and [] outside Hydra, e.g. in a notebook)."""
+    if not HydraConfig.initialized():
+        return {}, []
+    hydra_cfg = HydraConfig.get()
+    return dict(hydra_cfg.runtime.choices), list(hydra_cfg.overrides.task)
+
+
 def train(cfg: DictConfig) -> float | None:
     """Fit, test the best checkpoint, write the report; return ``cfg.optimized_metric`` (for sweepers)."""
     output_dir = Path(cfg.paths.output_dir)
@@ -65,20 +109,30 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
     started = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.data)
+    prep = preprocessing_of(cfg)
+    datamodule = build_datamodule(cfg, prep)
     classes = datamodule.class_names
     model = instantiate(
         cfg.model,
         _convert_="all",  # plain containers in hparams, so checkpoints load with torch.load(weights_only=True)
         num_classes=len(classes),
         class_names=classes,
-        image_size=cfg.data.image_size,
+        image_size=prep.image_size,
+        input_mean=list(prep.mean),
+        input_std=list(prep.std),
+        interpolation=prep.interpolation,
         class_weights=cfg.loss.class_weights,
         label_smoothing=cfg.loss.label_smoothing,
     )
+    loggers = _instantiate_all(cfg.get("logger"))
     trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")), logger=_instantiate_all(cfg.get("logger"))
+        cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")), logger=loggers or False
     )
+    choices, overrides = _hydra_runtime()
+    tags = [str(t) for t in cfg.get("tags") or []]
+    params = run_params(choices, overrides, cfg.seed, tags)
+    if is_rank_zero():
+        log_run_start(trainer.loggers, params, tags)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -88,22 +142,41 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
     metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
     if trainer.is_global_zero:  # one process over the whole split: exact, no sampler padding
-        ckpt = best or str(output_dir / "checkpoints" / "last.ckpt")
-        evaluation = evaluate(ckpt, report_split, output_dir, num_workers=cfg.data.num_workers)
+        # debug=fdr (fast_dev_run) writes no checkpoint: the report is of the weights in memory
+        if best:
+            evaluation = evaluate_checkpoint(best, report_split, output_dir, num_workers=cfg.data.num_workers)
+        else:
+            evaluation = evaluate_module(model, output_dir, report_split, output_dir, num_workers=cfg.data.num_workers)
+        report = evaluation["report"]
         summary = {
+            "run_name": cfg.get("run_name"),
+            "tags": tags,
             "best_checkpoint": best,
             "class_names": list(classes),
             "report_split": report_split,
             "best_epoch": _epoch_of(best),
             "val_f1_best": _best_score(trainer),
             "parameters": sum(p.numel() for p in model.parameters()),
+            "preprocessing": prep.as_dict(),
             "wall_time_s": round(time.perf_counter() - started, 1),
             "data_wait_fraction": metrics.get("perf/data_wait_fraction"),  # last epoch's: is the loader keeping up?
             "train_images_per_s": metrics.get("perf/train_images_per_s"),
             "metrics": metrics,
-            "test_report": evaluation["report"],
+            "test_report": report,
         }
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        final = {
+            "val_f1_best": summary["val_f1_best"],
+            "test_acc": report["accuracy"],
+            "test_f1_macro": report["macro avg"]["f1-score"],
+            **{f"test_f1_{c}": report[c]["f1-score"] for c in classes},
+        }
+        log_run_end(
+            trainer.loggers,
+            params,
+            {k: v for k, v in final.items() if v is not None},
+            [output_dir / name for name in REPORT_FILES],
+        )
         log.info("run dir: %s", output_dir.resolve())
     return _optimized_value(cfg.get("optimized_metric"), trainer, metrics)
 
@@ -118,10 +191,12 @@ def _optimized_value(name: str | None, trainer: pl.Trainer, metrics: dict[str, f
     return metrics.get(name)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    if is_rank_zero():
+        choices, overrides = _hydra_runtime()
+        print_config_tree(cfg, choices, overrides, verbose=bool(cfg.get("verbose")))
     # in a sweep a failed job is recorded and raised as an exception, so Hydra runs the remaining jobs
     with record_failure(Path(cfg.paths.output_dir), write=is_rank_zero()), user_errors_exit(exit=not in_sweep):
         return train(cfg)

@@ -65,3 +65,26 @@ def run_train(*overrides: str, check: bool = True, timeout: int = 300) -> subpro
     if check and result.returncode != 0:
         raise AssertionError(f"train failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
     return result
+
+
+def job_dir(sweep: Path, number: int) -> Path:
+    """A multirun job's dir: ``<sweep>/<number>_<run name>``."""
+    (found,) = sweep.glob(f"{number}_*")
+    return found
+
+
+def tensorboard_scalars(run_dir: Path, with_steps: bool = False) -> dict[str, list]:
+    """Every scalar of a run's TensorBoard logs as ``<sub-run>/<tag>`` (``train/loss``, ``val/acc``; root tags as
+    they are), read with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[str, list] = {}
+    root = run_dir / "tensorboard"
+    for sub in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
+        acc = EventAccumulator(str(sub))
+        acc.Reload()
+        prefix = "" if sub == root else f"{sub.name}/"
+        for tag in acc.Tags()["scalars"]:
+            events = acc.Scalars(tag)
+            out[prefix + tag] = [(e.step, e.value) if with_steps else e.value for e in events]
+    return out

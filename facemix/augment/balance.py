@@ -23,7 +23,9 @@ import numpy as np
 
 from facemix.data.images import load_rgb
 from facemix.data.manifest import Sample, class_counts, file_sha1
+from facemix.data.shared import build_once, private_name, remove_leftovers
 from facemix.errors import FacemixConfigError
+from facemix.progress import track
 
 CACHE_VERSION = 2  # 2: the index records each generated file's sha1
 UNUSED = "unused"  # split of train rows that subsampling left out (kept in the manifest for the record)
@@ -71,15 +73,11 @@ def _plan_parents(train: Sequence[Sample], classes: Sequence[str], target: int, 
 
 
 def _generate(parents: Sequence[Sample], recipe: str, seed: int, out_dir: Path, progress: bool) -> None:
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove_leftovers(out_dir)
+    tmp = private_name(out_dir)
     transform = A.Compose([RECIPES[recipe]()], seed=seed)
     rows = []
-    items = enumerate(parents)
-    if progress:
-        from rich.progress import track
-
-        items = track(items, total=len(parents), description=f"Generating {len(parents)} balanced train images")
+    items = track(enumerate(parents), len(parents), f"Generating {len(parents)} balanced train images", progress)
     for i, parent in items:
         image = transform(image=load_rgb(parent.path))["image"]
         name = f"{parent.label}/{i:06d}_{Path(parent.path).stem}.jpg"
@@ -91,6 +89,7 @@ def _generate(parents: Sequence[Sample], recipe: str, seed: int, out_dir: Path, 
         writer.writeheader()
         writer.writerows(rows)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out_dir, ignore_errors=True)  # no index.csv: an incomplete leftover (we hold the lock)
     os.replace(tmp, out_dir)
 
 
@@ -113,8 +112,12 @@ def offline_balance(
         raise FacemixConfigError(f"data.offline.target_per_class must be a positive count, got {target_per_class}.")
     out_dir = Path(cache_dir) / cache_key(train, recipe, target, seed)
     parents = _plan_parents(train, classes, target, seed)
-    if not (out_dir / "index.csv").exists():
-        _generate(parents, recipe, seed, out_dir, progress)
+    build_once(
+        lambda: (out_dir / "index.csv").exists(),
+        lambda: _generate(parents, recipe, seed, out_dir, progress),
+        out_dir.with_name(out_dir.name + ".lock"),
+        f"the offline-balanced train images {out_dir}",
+    )
     with open(out_dir / "index.csv", newline="") as fh:
         index = list(csv.DictReader(fh))
     generated = []

@@ -12,12 +12,18 @@ from collections.abc import Callable
 
 import albumentations as A
 import cv2
+import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 from facemix.errors import FacemixConfigError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # applied by the model to uint8 input (see ClassifierModule)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+INTERPOLATIONS = {  # timm's names (a model's pretrained config) -> OpenCV flags
+    "area": cv2.INTER_AREA,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "nearest": cv2.INTER_NEAREST,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
 
 
 def _none() -> list[A.BasicTransform]:
@@ -40,7 +46,7 @@ def _light() -> list[A.BasicTransform]:
 
 def _keras() -> list[A.BasicTransform]:
     """The ImageDataGenerator settings the source studies used: rotation 20, shifts 0.2, zoom 0.2, flip,
-    brightness 0.8-1.2 (rescale is the Normalize that ends every pipeline)."""
+    brightness 0.8-1.2 (Keras' rescale is the model's own normalisation)."""
     return [
         A.Affine(
             rotate=(-20, 20), translate_percent=(-0.2, 0.2), scale=(0.8, 1.2), border_mode=cv2.BORDER_REFLECT_101, p=1.0
@@ -67,17 +73,30 @@ PRESETS: dict[str, Callable[[], list[A.BasicTransform]]] = {
 }
 
 
-def _resize(image_size: int) -> A.BasicTransform:
-    return A.Resize(image_size, image_size, interpolation=cv2.INTER_AREA)
+def interpolation_flag(name: str) -> int:
+    if name not in INTERPOLATIONS:
+        raise FacemixConfigError(f"model.interpolation is '{name}'; choose one of {sorted(INTERPOLATIONS)} (or null).")
+    return INTERPOLATIONS[name]
 
 
-def train_transform(preset: str, image_size: int, seed: int | None = None) -> A.Compose:
+def resize(image: np.ndarray, size: int, interpolation: str = "area") -> np.ndarray:
+    """``size x size`` (aspect ratio not kept, as the studies' loaders did); the one resize of every pipeline."""
+    if image.shape[:2] == (size, size):
+        return image
+    return cv2.resize(image, (size, size), interpolation=interpolation_flag(interpolation))
+
+
+def _resize(image_size: int, interpolation: str) -> A.BasicTransform:
+    return A.Resize(image_size, image_size, interpolation=interpolation_flag(interpolation))
+
+
+def train_transform(preset: str, image_size: int, seed: int | None = None, interpolation: str = "area") -> A.Compose:
     """``seed``: Albumentations draws from its own generator, not the global ones ``seed_everything`` sets, so a
     reproducible run seeds it here (and each loader worker reseeds it, see ``facemix.data.dataset``)."""
     if preset not in PRESETS:
         raise FacemixConfigError(f"augment.preset is '{preset}'; choose one of {sorted(PRESETS)}.")
-    return A.Compose([_resize(image_size), *PRESETS[preset](), ToTensorV2()], seed=seed)
+    return A.Compose([_resize(image_size, interpolation), *PRESETS[preset](), ToTensorV2()], seed=seed)
 
 
-def eval_transform(image_size: int) -> A.Compose:
-    return A.Compose([_resize(image_size), ToTensorV2()])
+def eval_transform(image_size: int, interpolation: str = "area") -> A.Compose:
+    return A.Compose([_resize(image_size, interpolation), ToTensorV2()])

@@ -58,9 +58,14 @@ def build_card(
 ) -> dict:
     """``source_sizes``: rows carrying the source files' own sizes (when ``samples`` point at harmonised copies)."""
     sized = source_sizes if source_sizes is not None else samples
-    groups = Counter(s.dup_group for s in samples if not s.parent)
+    sources_of: dict[str, set[str]] = defaultdict(set)
+    groups: Counter = Counter()
+    for s in samples:
+        if not s.parent:
+            groups[s.dup_group] += 1
+            sources_of[s.dup_group].add(s.source)
     dup_groups = [g for g, n in groups.items() if n > 1]
-    cross_source = [g for g in dup_groups if len({s.source for s in samples if s.dup_group == g and not s.parent}) > 1]
+    cross_source = [g for g in dup_groups if len(sources_of[g]) > 1]
     return {
         "images": len(samples),
         "classes": list(classes),
@@ -118,15 +123,21 @@ def card_markdown(card: dict) -> str:
             f"{h['max']} | {fmts} |"
         )
     d = card["duplicates"]
+    conflicts = card["label_conflicts_dropped"]
     lines += [
         "",
         "## Duplicates",
         "",
         f"{d['groups']} groups of exact or near copies ({d['images_in_groups']} images, "
         f"{d['cross_source_groups']} across sources); each group sits in one split.",
-        f"Label conflicts dropped: {len(card['label_conflicts_dropped'])}.",
+        f"Label conflicts dropped: {len(card['label_conflicts_dropped'])}"
+        + (" (side by side in label_conflicts.png: judge whether they are really copies)." if conflicts else "."),
         "",
     ]
+    for group in conflicts[:20]:
+        lines.append("- " + " | ".join(f"`{p}`" for p in group))
+    if conflicts:
+        lines.append("")
     for name, key in (
         ("Shortcut probe", "shortcut_probe"),
         ("Shortcut probe after harmonising", "shortcut_probe_harmonized"),
@@ -136,7 +147,13 @@ def card_markdown(card: dict) -> str:
             lines += [
                 f"## {name}",
                 "",
-                f"k-NN on width, height, bytes per pixel and mean colour, {p['folds']}-fold: "
+                f"k-NN on width, height, bytes per pixel and mean colour, {p['folds']}-fold"
+                + (
+                    f" on a sample of {p['images']:,} of {p['of_images']:,} images"
+                    if p.get("of_images", 0) > p["images"]
+                    else ""
+                )
+                + ": "
                 f"accuracy {p['accuracy']:.3f} (majority chance {p['chance']:.3f}), balanced accuracy "
                 f"{p['balanced_accuracy']:.3f} (chance {p['balanced_chance']:.3f}).",
                 "",
@@ -154,7 +171,33 @@ def write_card(card: dict, out_dir: str | Path) -> Path:
     (out_dir / "dataset_card.json").write_text(json.dumps(card, indent=2))
     (out_dir / "dataset_card.md").write_text(card_markdown(card))
     _counts_chart(card, out_dir / "dataset_card.png")
+    if card["label_conflicts_dropped"]:
+        _conflict_strips(card["label_conflicts_dropped"], out_dir / "label_conflicts.png")
     return out_dir / "dataset_card.md"
+
+
+def _conflict_strips(groups: Sequence[Sequence[str]], path: Path, max_groups: int = 12, thumb: int = 96) -> None:
+    """One row per group of copies that carry different classes, the pictures side by side (folder / file name
+    as title): a user can tell an edit of one photo from two different photos that only looked alike."""
+    from facemix.data.images import load_rgb
+    from facemix.reports.plots import plt, save_figure
+
+    shown = [list(g)[:6] for g in groups[:max_groups]]
+    columns = max(len(g) for g in shown)
+    fig, axes = plt.subplots(len(shown), columns, figsize=(1.9 * columns, 2.1 * len(shown)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, group in enumerate(shown):
+        for col, file in enumerate(group):
+            try:
+                image = load_rgb(file)
+            except (OSError, ValueError):
+                continue
+            axes[row, col].imshow(image)
+            axes[row, col].set_title(f"{Path(file).parent.name}/{Path(file).name}"[-28:], fontsize=7)
+    fig.suptitle("label conflicts: copies with different classes (dropped unless label_conflicts=keep)", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 def _counts_chart(card: dict, path: Path) -> None:

@@ -55,7 +55,7 @@ class FaceMixDataModule(pl.LightningDataModule):
         demo: Mapping[str, Any] | None = None,
         split: Mapping[str, float] | None = None,
         keep_source_splits: bool = False,
-        image_size: int = 64,
+        image_size: int | None = 64,
         batch_size: int = 32,
         num_workers: int = 2,
         balance: str = "none",
@@ -72,6 +72,7 @@ class FaceMixDataModule(pl.LightningDataModule):
         cache: bool = True,
         cache_size: int | None = None,
         cache_dir: str | None = None,
+        interpolation: str = "area",
         root: str | None = None,  # informational: sources interpolate it
     ) -> None:
         super().__init__()
@@ -85,7 +86,13 @@ class FaceMixDataModule(pl.LightningDataModule):
         self.demo = dict(demo) if demo else None
         self.split = dict(split or {"train": 0.6, "val": 0.3, "test": 0.1})
         self.keep_source_splits = keep_source_splits
-        self.image_size = image_size
+        if image_size is None:
+            raise FacemixConfigError(
+                "data.image_size is null here; facemix.train fills it from the model (its pretrained input size, "
+                "or 64 from scratch). Set data.image_size=<pixels> when building the data module yourself."
+            )
+        self.image_size = int(image_size)
+        self.interpolation = interpolation
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.balance = balance
@@ -98,9 +105,9 @@ class FaceMixDataModule(pl.LightningDataModule):
         self.strict = strict
         self.scan_cache = scan_cache
         self.harmonize = dict(harmonize) if isinstance(harmonize, Mapping) else {"enabled": bool(harmonize)}
-        self.duplicates = {"max_hamming": 10, "min_correlation": 0.9, "label_conflicts": "drop", **(duplicates or {})}
+        self.duplicates = {"max_hamming": 13, "min_correlation": 0.85, "label_conflicts": "drop", **(duplicates or {})}
         self.cache = cache
-        self.cache_size = int(cache_size or image_size)
+        self.cache_size = int(cache_size or self.image_size)
         self.cache_dir = Path(cache_dir) if cache_dir else self.manifest_path.parent / "image_cache"
         if self.cache and self.cache_size < image_size:
             raise FacemixConfigError(
@@ -142,7 +149,7 @@ class FaceMixDataModule(pl.LightningDataModule):
 
     def _open_cache(self, samples: Sequence[Sample], progress: bool = False) -> DecodedImages:
         paths = [s.path for s in samples if s.split in SPLITS]
-        return build_cache(paths, self.cache_size, self.cache_dir, progress=progress)
+        return build_cache(paths, self.cache_size, self.cache_dir, self.interpolation, progress=progress)
 
     def _write_manifest(self) -> list[Sample]:
         self._draw_demo_if_needed()
@@ -178,7 +185,8 @@ class FaceMixDataModule(pl.LightningDataModule):
                 int(self.harmonize.get("size", 256)),
                 int(self.harmonize.get("quality", 90)),
             )
-        samples = split_samples(samples, self.split, self.seed, self.keep_source_splits)
+        keep = {s.name: self.keep_source_splits if s.keep_splits is None else s.keep_splits for s in self.specs}
+        samples = split_samples(samples, self.split, self.seed, keep)
         if self.balance == "offline":  # after the split, on train rows only
             samples = offline_balance(
                 samples,
@@ -240,9 +248,9 @@ class FaceMixDataModule(pl.LightningDataModule):
         for split in SPLITS:
             rows = [s for s in self.samples if s.split == split]
             transform = (
-                train_transform(self.augment, self.image_size, seed=rank_seed(self.seed))
+                train_transform(self.augment, self.image_size, rank_seed(self.seed), self.interpolation)
                 if split == "train"
-                else eval_transform(self.image_size)
+                else eval_transform(self.image_size, self.interpolation)
             )
             self.datasets[split] = ManifestDataset(rows, mapping, transform, images)
         train_counts = class_counts(self.datasets["train"].samples, self.class_names)

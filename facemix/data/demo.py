@@ -10,20 +10,29 @@ Layouts written (as the real downloads are laid out):
     face_mask/{Train,Validation,Test}/{WithMask,WithoutMask}/*.jpg      ~120-190 px ("Face Mask 12K")
     real_and_fake_face/{training_real,training_fake}/*.jpg              600 px (Yonsei "Real and Fake Face Detection")
 
-Usage: ``python -m facemix.data.demo [ROOT] [--scale 0.1] [--seed 0]``.
+Usage: ``facemix-demo [scale=0.1] [seed=0] [root=...]`` (or ``python -m facemix.data.demo ...``); training draws
+the demo on first use by itself.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import shutil
+import multiprocessing
+import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import hydra
 import numpy as np
+from omegaconf import DictConfig
+
+from facemix.config import CONFIG_PATH
+from facemix.data.shared import build_once, private_name, remove_leftovers
+from facemix.errors import user_errors_exit
+from facemix.progress import track
 
 # Sizes of the real data sets; the demo keeps their proportions (fake is the small minority once merged).
 REAL_COUNTS = {
@@ -275,63 +284,95 @@ def demo_plan(scale: float) -> list[tuple[str, str, str]]:
 def write_demo(root: str | Path, scale: float = 0.1, seed: int = 0, progress: bool = True) -> Path:
     """Draw the demo data set under ``root`` (deterministic in ``scale`` and ``seed``) and return ``root``.
 
-    Written to a temporary sibling first and renamed at the end, so an interrupted run never leaves a half set
-    that later runs would mistake for a complete one. An existing complete set with the same parameters is kept.
+    Built once under a lock and renamed into place at the end (``facemix.data.shared``), so jobs started together
+    on one data root draw it once, and an interrupted draw never leaves a half set that later runs would mistake
+    for a complete one. An existing complete set with the same parameters is kept.
     """
     root = Path(root)
     params = {"version": VERSION, "scale": scale, "seed": seed}
     stamp = root / STAMP
-    if stamp.exists():
-        if json.loads(stamp.read_text()) == params:
-            return root
-        raise FileExistsError(
-            f"{root} already holds a demo data set drawn with {stamp.read_text().strip()}, not {params}. "
-            "Point data.demo.root at a new folder (the default folder name carries scale and seed) or delete it."
-        )
-    if root.exists() and any(root.iterdir()):
-        raise FileExistsError(
-            f"{root} exists and is not a facemix demo folder (no {STAMP}); refusing to write into it."
-        )
-    tmp = root.with_name(root.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    plan = demo_plan(scale)
-    rng = np.random.default_rng(seed)
-    seeds = rng.integers(0, 2**63 - 1, size=len(plan))
-    counters: dict[str, int] = {}
-    iterator = enumerate(plan)
-    if progress:
-        from rich.progress import track
 
-        iterator = track(iterator, total=len(plan), description=f"Drawing demo faces into {root}")
-    for i, (folder, kind, size_class) in iterator:
-        img_rng = np.random.default_rng(seeds[i])
-        if size_class == "large":
-            h = w = 600
-        else:
-            h = int(img_rng.integers(120, 191))
-            w = int(h * img_rng.uniform(0.85, 1.0))
-        img = draw_face(img_rng, h, w, kind)
-        counters[folder] = counters.get(folder, 0) + 1
-        out = tmp / folder / f"{counters[folder]:05d}.jpg"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        quality = int(img_rng.integers(80, 96))
-        cv2.imwrite(str(out), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    (tmp / STAMP).write_text(json.dumps(params))
+    def is_built() -> bool:
+        if stamp.exists():
+            if json.loads(stamp.read_text()) == params:
+                return True
+            raise FileExistsError(
+                f"{root} already holds a demo data set drawn with {stamp.read_text().strip()}, not {params}. "
+                "Point data.demo.root at a new folder (the default folder name carries scale and seed) or delete it."
+            )
+        if root.exists() and any(root.iterdir()):
+            raise FileExistsError(
+                f"{root} exists and is not a facemix demo folder (no {STAMP}); refusing to write into it."
+            )
+        return False
+
+    def build() -> None:
+        remove_leftovers(root)
+        tmp = private_name(root)
+        _draw(tmp, scale, seed, progress, root)
+        (tmp / STAMP).write_text(json.dumps(params))
+        if root.exists():
+            root.rmdir()  # empty, checked above
+        tmp.rename(root)
+
     root.parent.mkdir(parents=True, exist_ok=True)
-    if root.exists():
-        root.rmdir()  # empty, checked above
-    tmp.rename(root)
+    build_once(is_built, build, root.with_name(root.name + ".lock"), f"the demo set {root}")
     return root
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("root", nargs="?", default="data/demo_faces/scale_0.1_seed_0")
-    parser.add_argument("--scale", type=float, default=0.1, help="fraction of the real data sets' sizes")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    root = write_demo(args.root, args.scale, args.seed)
-    print(f"demo data set: {root} ({len(demo_plan(args.scale))} images)")
+def _draw(out: Path, scale: float, seed: int, progress: bool, shown_as: Path) -> None:
+    """Every image of the plan, on all cores; each has its own seed, so the set does not depend on the order."""
+    plan = demo_plan(scale)
+    seeds = np.random.default_rng(seed).integers(0, 2**63 - 1, size=len(plan))
+    counters: dict[str, int] = {}
+    jobs = []
+    for i, (folder, kind, size_class) in enumerate(plan):
+        counters[folder] = counters.get(folder, 0) + 1
+        jobs.append((out / folder / f"{counters[folder]:05d}.jpg", kind, size_class, int(seeds[i])))
+    for folder in counters:
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    description = f"Drawing demo faces into {shown_as}"
+    workers = os.cpu_count() or 1
+    if workers > 1 and len(jobs) > 256:
+        with multiprocessing.get_context("fork").Pool(workers, _die_with_parent, (os.getpid(),)) as pool:
+            for _ in track(pool.imap_unordered(_draw_one, jobs, chunksize=32), len(jobs), description, progress):
+                pass
+    else:
+        for job in track(jobs, len(jobs), description, progress):
+            _draw_one(job)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: a killed job's workers must not go on writing into the temporary folder that the next job
+    clears (Linux: the kernel sends SIGKILL when the parent dies; elsewhere the workers end at their next result)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _draw_one(job: tuple[Path, str, str, int]) -> None:
+    path, kind, size_class, image_seed = job
+    rng = np.random.default_rng(image_seed)
+    if size_class == "large":
+        h = w = 600
+    else:
+        h = int(rng.integers(120, 191))
+        w = int(h * rng.uniform(0.85, 1.0))
+    img = draw_face(rng, h, w, kind)
+    quality = int(rng.integers(80, 96))
+    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="demo")
+def main(cfg: DictConfig) -> None:
+    with user_errors_exit():
+        root = write_demo(cfg.root, float(cfg.scale), int(cfg.seed))
+        print(f"demo data set: {root} ({len(demo_plan(float(cfg.scale)))} images)")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ Results are cached by (path, size, mtime): a rescan of an unchanged tree only st
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,15 +22,19 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from facemix.data.duplicates import FINGERPRINT_BYTES, fingerprint
 from facemix.data.images import load_rgb
+from facemix.data.shared import exclusive, private_name, write_text_atomic
+from facemix.progress import track
 
-CACHE_VERSION = 2
-THUMB = 12  # near-duplicate confirmation thumbnails: 12 x 12 RGB (colour keeps look-alike faces apart)
+log = logging.getLogger(__name__)
+CACHE_VERSION = 3  # 3: fingerprints (facemix.data.duplicates) in a binary side file
 
 
 @dataclass
 class ImageInfo:
-    """What the scan learnt about one file; ``reason`` is set (and the rest may be empty) when it is bad."""
+    """What the scan learnt about one file; ``reason`` is set (and the rest may be empty) when it is bad.
+    Its fingerprint (duplicate search) lives in the scan cache's array at ``row``."""
 
     path: str
     size_bytes: int
@@ -42,37 +46,30 @@ class ImageInfo:
     height: int = 0
     sha1: str = ""
     pixel_sha1: str = ""
-    dhash: str = ""
-    thumb: str = ""  # base64 of THUMB x THUMB x 3 uint8 RGB
     mean_rgb: list[float] = field(default_factory=list)
+    row: int = -1
 
     @property
     def ok(self) -> bool:
         return not self.reason
 
 
-def dhash(grey: np.ndarray) -> int:
-    """64-bit difference hash: signs of horizontal gradients of a 9 x 8 thumbnail."""
-    small = cv2.resize(grey, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
-    bits = (small[:, 1:] > small[:, :-1]).flatten()
-    return int(sum(1 << i for i, b in enumerate(bits) if b))
-
-
 def _jpeg_truncated(data: bytes) -> bool:
     return data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:]
 
 
-def inspect_image(path: str | Path) -> ImageInfo:
-    """Decode one file fully and describe it; never raises for a bad file (the reason says what is wrong)."""
+def inspect_image(path: str | Path) -> tuple[ImageInfo, np.ndarray | None]:
+    """Decode one file fully and describe it, with its fingerprint; never raises for a bad file (the reason says
+    what is wrong, and the fingerprint is None)."""
     path = Path(path)
     try:
         stat = path.stat()
     except OSError as exc:
-        return ImageInfo(str(path), 0, 0, reason=f"cannot stat: {exc}")
+        return ImageInfo(str(path), 0, 0, reason=f"cannot stat: {exc}"), None
     info = ImageInfo(str(path), stat.st_size, stat.st_mtime_ns)
     if stat.st_size == 0:
         info.reason = "empty file (0 bytes)"
-        return info
+        return info, None
     try:
         data = path.read_bytes()
         with Image.open(path) as im:  # header: format, mode, and the decompression-bomb check
@@ -81,40 +78,51 @@ def inspect_image(path: str | Path) -> ImageInfo:
                 info.reason = (
                     f"{im.size[0]}x{im.size[1]} exceeds the decompression-bomb limit of {Image.MAX_IMAGE_PIXELS} pixels"
                 )
-                return info
+                return info, None
         if _jpeg_truncated(data):
             info.reason = "truncated JPEG (no end-of-image marker)"
-            return info
+            return info, None
         rgb = load_rgb(path)
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         info.reason = f"not a readable image: {exc}"
-        return info
+        return info, None
     except (OSError, ValueError, cv2.error, SyntaxError) as exc:
         info.reason = f"cannot decode: {type(exc).__name__}: {exc}"
-        return info
+        return info, None
     info.height, info.width = rgb.shape[:2]
     info.sha1 = hashlib.sha1(data).hexdigest()
     info.pixel_sha1 = hashlib.sha1(np.ascontiguousarray(rgb).tobytes() + bytes(str(rgb.shape), "ascii")).hexdigest()
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    info.dhash = f"{dhash(grey):016x}"
-    info.thumb = base64.b64encode(cv2.resize(rgb, (THUMB, THUMB), interpolation=cv2.INTER_AREA).tobytes()).decode()
     info.mean_rgb = [round(float(v), 2) for v in rgb.reshape(-1, 3).mean(axis=0)]
-    return info
+    return info, fingerprint(rgb)
 
 
 class ScanCache:
-    """Scan results by path, valid while the file's size and mtime are unchanged; saved atomically as JSON."""
+    """Scan results by path, valid while the file's size and mtime are unchanged.
+
+    Kept as generations in a folder shared by every job under one data root: ``CURRENT`` names the live generation
+    (``meta.json`` with one entry per file, ``fingerprints.npy`` with one row per entry). A save writes a new
+    generation under the lock and switches ``CURRENT`` with a rename, so readers never see a half-written cache;
+    it merges what other jobs saved meanwhile. ``path=None`` keeps everything in memory.
+    """
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path else None
         self.entries: dict[str, dict] = {}
-        if self.path and self.path.exists():
-            try:
-                raw = json.loads(self.path.read_text())
-                if raw.get("version") == CACHE_VERSION:
-                    self.entries = raw["entries"]
-            except (OSError, ValueError, KeyError):
-                self.entries = {}  # a damaged cache is only a slower scan
+        self.fingerprints = np.zeros((0, FINGERPRINT_BYTES), np.uint8)
+        self._new: list[tuple[ImageInfo, np.ndarray | None]] = []
+        self._load()
+
+    def _load(self) -> None:
+        if self.path is None or not (self.path / "CURRENT").exists():
+            return
+        try:
+            generation = self.path / (self.path / "CURRENT").read_text().strip()
+            meta = json.loads((generation / "meta.json").read_text())
+            if meta.get("version") == CACHE_VERSION:
+                self.entries = meta["entries"]
+                self.fingerprints = np.load(generation / "fingerprints.npy", mmap_mode="r")
+        except (OSError, ValueError, KeyError):  # a damaged cache is only a slower scan
+            self.entries, self.fingerprints = {}, np.zeros((0, FINGERPRINT_BYTES), np.uint8)
 
     def get(self, path: Path) -> ImageInfo | None:
         entry = self.entries.get(str(path))
@@ -128,98 +136,88 @@ class ScanCache:
             return None
         return ImageInfo(**entry)
 
-    def put(self, info: ImageInfo) -> None:
-        self.entries[info.path] = asdict(info)
+    def put(self, info: ImageInfo, fingerprint_row: np.ndarray | None) -> None:
+        self._new.append((info, fingerprint_row))
+
+    @property
+    def lock_path(self) -> Path | None:
+        return self.path.with_name(self.path.name + ".lock") if self.path else None
 
     def save(self) -> None:
-        if not self.path:
+        """Merge the new results into the cache (on disk: a new generation, under the lock)."""
+        if self.path is None:
+            self._merge()
+        elif self._new:
+            with exclusive(self.lock_path, f"the scan cache {self.path}"):
+                self.publish()
+
+    def publish(self) -> None:
+        """Write a generation with the new results merged into the latest one; the caller holds the lock."""
+        if not self._new:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"version": CACHE_VERSION, "entries": self.entries}))
-        os.replace(tmp, self.path)
+        self._load()  # what other jobs saved since we opened it
+        self._merge()
+        generation = private_name(self.path / "gen", "")
+        generation.mkdir(parents=True)
+        np.save(generation / "fingerprints.npy", np.asarray(self.fingerprints))
+        (generation / "meta.json").write_text(json.dumps({"version": CACHE_VERSION, "entries": self.entries}))
+        previous = (self.path / "CURRENT").read_text().strip() if (self.path / "CURRENT").exists() else None
+        write_text_atomic(self.path / "CURRENT", generation.name)
+        for old in self.path.glob("gen*"):  # keep the previous one: a reader may be opening it right now
+            if old.name not in (generation.name, previous):
+                shutil.rmtree(old, ignore_errors=True)
+        self._load()
+
+    def _merge(self) -> None:
+        rows = [r for _, r in self._new if r is not None]
+        base = len(self.fingerprints)
+        if rows:
+            self.fingerprints = np.concatenate([np.asarray(self.fingerprints), np.stack(rows)])
+        added = 0
+        for info, row in self._new:
+            if row is not None:
+                info.row, added = base + added, added + 1
+            self.entries[info.path] = asdict(info)
+        self._new = []
+
+    def fingerprints_of(self, infos: Sequence[ImageInfo]) -> np.ndarray:
+        return np.asarray(self.fingerprints[[i.row for i in infos]]) if infos else self.fingerprints[:0]
 
 
 def scan_images(
     paths: Sequence[Path], cache: ScanCache | None = None, workers: int | None = None, progress: bool = True
 ) -> dict[str, ImageInfo]:
-    """Inspect every path (cached ones are not re-read), using all cores for the rest."""
-    cache = cache or ScanCache(None)
-    results: dict[str, ImageInfo] = {}
-    todo = []
-    for p in paths:
-        hit = cache.get(p)
-        if hit is not None:
-            results[str(p)] = hit
-        else:
-            todo.append(str(p))
-    workers = workers or os.cpu_count() or 1
-    if todo:
-        if len(todo) >= 64 and workers > 1:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                fresh = pool.imap(inspect_image, todo, chunksize=16)
-                fresh = _track(fresh, len(todo), progress)
-                infos = list(fresh)
-        else:
-            infos = [inspect_image(p) for p in _track(todo, len(todo), progress)]
-        for info in infos:
-            results[info.path] = info
-            cache.put(info)
+    """Inspect every path (cached ones are not re-read), using all cores for the rest. Their fingerprints are in
+    ``cache`` afterwards (``cache.fingerprints_of(infos)``). A job that finds another scanning the same cache
+    waits for it and reuses what it saved."""
+    cache = cache if cache is not None else ScanCache(None)
+    if all(cache.get(Path(p)) is not None for p in paths):
+        return {str(p): ImageInfo(**cache.entries[str(p)]) for p in paths}
+    if cache.path is None:
+        _scan_missing(paths, cache, workers, progress)
         cache.save()
-    return results
+    else:
+        with exclusive(cache.lock_path, f"the scan cache {cache.path}"):
+            cache._load()
+            _scan_missing(paths, cache, workers, progress)
+            cache.publish()
+    return {str(p): ImageInfo(**cache.entries[str(p)]) for p in paths}
 
 
-def _track(items: Iterable, total: int, progress: bool) -> Iterable:
-    if not progress:
-        return items
-    from rich.progress import track
-
-    return track(items, total=total, description=f"Scanning {total} images")
-
-
-def duplicate_groups(infos: Sequence[ImageInfo], max_hamming: int = 10, min_correlation: float = 0.9) -> list[int]:
-    """A group id per image: identical decoded pixels, or near copies (re-encoded, resized, slightly cropped).
-
-    Near copies need both a close dHash (<= ``max_hamming`` of 64 bits) and correlated 12 x 12 colour thumbnails
-    (>= ``min_correlation``): the hash finds candidates fast, the colours keep look-alike faces apart (on the demo,
-    different faces correlate at most 0.87; a 10 % crop of one at 0.96, a re-encode or resize at 0.9999).
-    ``max_hamming < 0`` turns near-duplicate search off.
-    """
-    n = len(infos)
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(i: int, j: int) -> None:
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-
-    first: dict[str, int] = {}
-    for i, info in enumerate(infos):
-        if info.pixel_sha1 in first:
-            union(first[info.pixel_sha1], i)
-        else:
-            first[info.pixel_sha1] = i
-    if max_hamming >= 0 and n > 1:
-        hashes = np.array([int(info.dhash, 16) for info in infos], dtype=np.uint64)
-        thumbs = np.stack([np.frombuffer(base64.b64decode(info.thumb), np.uint8) for info in infos]).astype(np.float32)
-        thumbs -= thumbs.mean(axis=1, keepdims=True)
-        thumbs /= np.linalg.norm(thumbs, axis=1, keepdims=True) + 1e-6
-        for start in range(0, n, 1024):  # chunked all-pairs Hamming distance
-            block = hashes[start : start + 1024]
-            xor = block[:, None] ^ hashes[None, :]
-            distance = np.unpackbits(xor.view(np.uint8).reshape(*xor.shape, 8), axis=-1).sum(axis=-1)
-            for a, b in zip(*np.nonzero(distance <= max_hamming), strict=True):
-                i = start + int(a)
-                j = int(b)
-                if i < j and float(thumbs[i] @ thumbs[j]) >= min_correlation:
-                    union(i, j)
-    return [find(i) for i in range(n)]
+def _scan_missing(paths: Sequence[Path], cache: ScanCache, workers: int | None, progress: bool) -> None:
+    todo = [str(p) for p in paths if cache.get(Path(p)) is None]
+    if not todo:
+        return
+    log.info("building the scan of %d images", len(todo))
+    workers = workers or os.cpu_count() or 1
+    description = f"Scanning {len(todo)} images"
+    if len(todo) >= 64 and workers > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            fresh = list(track(pool.imap(inspect_image, todo, chunksize=16), len(todo), description, progress))
+    else:
+        fresh = [inspect_image(p) for p in track(todo, len(todo), description, progress)]
+    for info, row in fresh:
+        cache.put(info, row)
 
 
 # ---- source shortcuts -------------------------------------------------------------------------------------------
@@ -232,12 +230,22 @@ def shortcut_features(infos: Sequence[ImageInfo]) -> np.ndarray:
     )
 
 
+PROBE_SAMPLE = 20_000  # a class-balance estimate needs no more; keeps the probe's time flat beyond it
+
+
 def shortcut_probe(features: np.ndarray, labels: Sequence[str], folds: int = 5, k: int = 5, seed: int = 0) -> dict:
     """Cross-validated accuracy of a k-nearest-neighbour classifier on non-face cues, next to chance.
 
     If size / compression / colour alone predict the class well, a CNN can learn the shortcut instead of faces.
+    A k-d tree finds the neighbours, on a seeded sample of at most PROBE_SAMPLE images (the 140k-image sets).
     """
-    y = np.asarray(labels)
+    from scipy.spatial import cKDTree
+
+    y, features = np.asarray(labels), np.asarray(features)
+    total = len(y)
+    if total > PROBE_SAMPLE:
+        keep = np.sort(np.random.default_rng([seed, 1]).choice(total, PROBE_SAMPLE, replace=False))
+        y, features = y[keep], features[keep]
     classes, y_idx = np.unique(y, return_inverse=True)
     n = len(y)
     chance = float(np.bincount(y_idx).max() / n) if n else 0.0
@@ -249,12 +257,10 @@ def shortcut_probe(features: np.ndarray, labels: Sequence[str], folds: int = 5, 
     for f in range(folds):
         test = order[f::folds]
         train = np.setdiff1d(order, test)
-        for start in range(0, len(test), 512):
-            chunk = test[start : start + 512]
-            d = ((x[chunk, None, :] - x[None, train, :]) ** 2).sum(axis=-1)
-            nearest = train[np.argsort(d, axis=1)[:, :k]]
-            votes = np.apply_along_axis(np.bincount, 1, y_idx[nearest], minlength=len(classes))
-            predicted[chunk] = votes.argmax(axis=1)
+        _, nearest = cKDTree(x[train]).query(x[test], k=k, workers=-1)
+        votes = np.zeros((len(test), len(classes)), np.int64)
+        np.add.at(votes, (np.repeat(np.arange(len(test)), k), y_idx[train[nearest.reshape(-1)]]), 1)
+        predicted[test] = votes.argmax(axis=1)
     recalls = [float((predicted[y_idx == c] == c).mean()) for c in range(len(classes))]
     return {
         "accuracy": float((predicted == y_idx).mean()),
@@ -263,11 +269,5 @@ def shortcut_probe(features: np.ndarray, labels: Sequence[str], folds: int = 5, 
         "balanced_chance": 1.0 / len(classes),
         "folds": folds,
         "images": n,
+        "of_images": total,
     }
-
-
-def group_by(values: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = defaultdict(set)
-    for key, value in values:
-        out[key].add(value)
-    return out

@@ -15,7 +15,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 
-from facemix.data.health import ImageInfo, ScanCache, duplicate_groups, scan_images
+import numpy as np
+
+from facemix.data.duplicates import duplicate_groups
+from facemix.data.health import ImageInfo, ScanCache, scan_images
 from facemix.data.sources import SourceScan, SourceSpec, scan_source, source_labels
 from facemix.errors import FacemixConfigError
 
@@ -80,8 +83,8 @@ def build_manifest(
     specs: Sequence[SourceSpec],
     classes: Sequence[str],
     scan_cache: ScanCache | None = None,
-    max_hamming: int = 10,
-    min_correlation: float = 0.9,
+    max_hamming: int = 13,
+    min_correlation: float = 0.85,
     drop_label_conflicts: bool = True,
     progress: bool = False,
 ) -> ManifestBuild:
@@ -103,10 +106,18 @@ def build_manifest(
                     f"{list(classes)}. Add them to data.classes or fix the label_map values."
                 )
     wanted = [f for f in scan.files if resolve_label_map(by_name[f.source], f.source_label) in classes]
+    scan_cache = scan_cache if scan_cache is not None else ScanCache(None)
     infos = scan_images([f.path for f in wanted], scan_cache, progress=progress)
     bad = [(str(f.path), infos[str(f.path)].reason) for f in wanted if not infos[str(f.path)].ok]
     good = [f for f in wanted if infos[str(f.path)].ok]
-    groups = duplicate_groups([infos[str(f.path)] for f in good], max_hamming, min_correlation)
+    good_infos = [infos[str(f.path)] for f in good]
+    groups = duplicate_groups(
+        [i.pixel_sha1 for i in good_infos],
+        scan_cache.fingerprints,
+        np.array([i.row for i in good_infos], dtype=np.int64),
+        max_hamming,
+        min_correlation,
+    )
     samples = []
     for item, group in zip(good, groups, strict=True):
         info = infos[str(item.path)]
@@ -124,11 +135,11 @@ def build_manifest(
                 source_split=item.source_split or "",
             )
         )
-    labels_of: dict[str, set[str]] = {}
+    members: dict[str, list[Sample]] = {}
     for sample in samples:
-        labels_of.setdefault(sample.dup_group, set()).add(sample.label)
-    conflicted = {g for g, labels in labels_of.items() if len(labels) > 1}
-    conflicts = [[s.path for s in samples if s.dup_group == g] for g in sorted(conflicted)]
+        members.setdefault(sample.dup_group, []).append(sample)
+    conflicted = {g for g, group in members.items() if len({s.label for s in group}) > 1}
+    conflicts = [[s.path for s in members[g]] for g in sorted(conflicted)]
     if drop_label_conflicts:
         samples = [s for s in samples if s.dup_group not in conflicted]
     empty = sorted(set(classes) - {s.label for s in samples})
@@ -170,10 +181,6 @@ def read_manifest(path: str | Path) -> list[Sample]:
         Sample(**{**{k: row[k] for k in COLUMNS}, "width": int(row["width"]), "height": int(row["height"])})
         for row in rows
     ]
-
-
-def count_by(samples: Iterable[Sample], *keys: str) -> Counter:
-    return Counter(tuple(getattr(s, k) for k in keys) for s in samples)
 
 
 def class_counts(samples: Iterable[Sample], classes: Sequence[str], split: str | None = None) -> dict[str, int]:

@@ -34,21 +34,24 @@ class SourceSpec:
     root: Path
     layout: str = "imagefolder"
     label_map: Mapping[str, str] | None = None  # None: folder names are the class names
+    keep_splits: bool | None = None  # keep the source's own split folders; None: data.keep_source_splits decides
 
     @classmethod
     def from_config(cls, name: str, cfg: Mapping) -> SourceSpec:
-        unknown = set(cfg) - {"root", "layout", "label_map"}
+        unknown = set(cfg) - {"root", "layout", "label_map", "keep_splits"}
         if unknown or "root" not in cfg:
             raise FacemixConfigError(
-                f"data.sources.{name} must have a 'root' and may have 'layout' and 'label_map'; got keys "
-                f"{sorted(cfg)}. Fix the source entry in your data config."
+                f"data.sources.{name} must have a 'root' and may have 'layout', 'label_map' and 'keep_splits'; got "
+                f"keys {sorted(cfg)}. Fix the source entry in your data config."
             )
         label_map = cfg.get("label_map")
+        keep = cfg.get("keep_splits")
         return cls(
             name,
             Path(str(cfg["root"])).expanduser(),
             str(cfg.get("layout", "imagefolder")),
             dict(label_map) if label_map is not None else None,
+            bool(keep) if keep is not None else None,
         )
 
 

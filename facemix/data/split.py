@@ -62,11 +62,18 @@ def stratified_group_split(
 
 
 def split_samples(
-    samples: Sequence[Sample], fractions: Mapping[str, float], seed: int, keep_source_splits: bool = False
+    samples: Sequence[Sample],
+    fractions: Mapping[str, float],
+    seed: int,
+    keep_source_splits: bool | Mapping[str, bool] = False,
 ) -> list[Sample]:
-    """Split a manifest. With ``keep_source_splits`` a source's own split (e.g. Train/Validation/Test folders)
-    is kept, and only samples without one are split by ``fractions``."""
-    splits = [s.source_split if keep_source_splits and s.source_split else "" for s in samples]
+    """Split a manifest. With ``keep_source_splits`` (for all sources, or per source name) a source's own split
+    (e.g. Train/Validation/Test folders) is kept, and only samples without one are split by ``fractions``."""
+
+    def keeps(source: str) -> bool:
+        return keep_source_splits.get(source, False) if isinstance(keep_source_splits, Mapping) else keep_source_splits
+
+    splits = [s.source_split if s.source_split and keeps(s.source) else "" for s in samples]
     todo = [i for i, s in enumerate(splits) if not s]
     assigned = stratified_group_split(
         [samples[i].label for i in todo], [samples[i].dup_group for i in todo], fractions, seed

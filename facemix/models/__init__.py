@@ -2,4 +2,5 @@
 
 from facemix.models.registry import REGISTRY, create, list_models, register
 
-__all__ = ["REGISTRY", "create", "list_models", "register"]
+arch = REGISTRY.arch
+__all__ = ["REGISTRY", "arch", "create", "list_models", "register"]

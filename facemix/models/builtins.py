@@ -20,7 +20,7 @@ def _check_size(name: str, image_size: int, minimum: int) -> None:
         )
 
 
-@register("vgg16")
+@register("vgg16", arch=lambda batch_norm=False, **_: "vgg16_bn" if batch_norm else "vgg16")
 def vgg16(
     num_classes: int,
     pretrained: Pretrained = False,
@@ -48,7 +48,7 @@ def _pooled_timm(timm_name: str, num_classes: int, pretrained: Pretrained, hidde
     return BackboneClassifier(backbone, head, freeze_backbone)
 
 
-@register("mobilenetv2")
+@register("mobilenetv2", arch=lambda **_: "mobilenetv2_100")
 def mobilenetv2(
     num_classes: int,
     pretrained: Pretrained = False,
@@ -69,7 +69,7 @@ def mobilenetv2(
     return BackboneClassifier(backbone, head, freeze_backbone)
 
 
-@register("timm")
+@register("timm", arch=lambda timm_name="resnet18", **_: timm_name)
 def timm_model(
     num_classes: int,
     timm_name: str = "resnet18",

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from facemix.augment.presets import IMAGENET_MEAN, IMAGENET_STD
+from facemix.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD, SCRATCH_INTERPOLATION
 from facemix.models.registry import create
 
 STAGES = ("train", "val", "test")
@@ -67,12 +67,14 @@ class ClassifierModule(pl.LightningModule):
         compile: bool = False,
         input_mean: Sequence[float] = IMAGENET_MEAN,
         input_std: Sequence[float] = IMAGENET_STD,
+        interpolation: str = SCRATCH_INTERPOLATION,
     ) -> None:
         super().__init__()
         class_names = list(class_names)
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
-        self.save_hyperparameters()
+        # facemix logs its own run params (facemix.loggers.run_params); these go into checkpoints only
+        self.save_hyperparameters(logger=False)
         self.net = create(
             name,
             num_classes,

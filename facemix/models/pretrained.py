@@ -56,6 +56,13 @@ def _weights_cached(model_name: str) -> bool:
         return False
 
 
+def uses_pretrained_weights(pretrained: Pretrained) -> bool:
+    """Whether ``model.pretrained`` asks for weights at all (hub or file)."""
+    if pretrained is None or pretrained is False:
+        return False
+    return not (isinstance(pretrained, str) and pretrained.lower() in FALSE_WORDS)
+
+
 def timm_weights_kwargs(model_name: str, pretrained: Pretrained) -> dict:
     """``timm.create_model`` keyword arguments for ``pretrained`` = false | true | a local weights file."""
     if pretrained is None or pretrained is False:

@@ -18,19 +18,26 @@ from facemix.errors import FacemixConfigError
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "facemix.models"
 Builder = Callable[..., nn.Module]
+ArchOf = Callable[..., "str | None"]  # builder options -> the timm architecture whose pretrained config applies
 
 
 class ModelRegistry:
     def __init__(self, entry_point_group: str = ENTRY_POINT_GROUP) -> None:
         self.entry_point_group = entry_point_group
         self._builders: dict[str, Builder] = {}
+        self._archs: dict[str, ArchOf] = {}
         self._discovered = False
 
-    def register(self, name: str) -> Callable[[Builder], Builder]:
+    def register(self, name: str, arch: ArchOf | None = None) -> Callable[[Builder], Builder]:
+        """``arch(**options)`` names the timm architecture a builder wraps, so its input statistics apply; a builder
+        without one (or a plug-in) gets ImageNet's."""
+
         def decorator(builder: Builder) -> Builder:
             if name in self._builders and self._builders[name] is not builder:
                 raise ValueError(f"model '{name}' is registered twice ({self._builders[name]} and {builder})")
             self._builders[name] = builder
+            if arch is not None:
+                self._archs[name] = arch
             return builder
 
         return decorator
@@ -69,6 +76,13 @@ class ModelRegistry:
             f"model.name '{name}' is not a registered model. Available: {', '.join(self.list_models())}; "
             "or any timm model name (see timm.list_models()). Pick one with model=<name> or model.name=<name>."
         )
+
+    def arch(self, name: str, **options) -> str | None:
+        """The timm architecture behind model ``name`` built with ``options`` (None: not a timm backbone)."""
+        self.get(name)  # a clear error for unknown names
+        if name in self._archs:
+            return self._archs[name](**options)
+        return None if name in self._builders else name  # a plain timm name is its own architecture
 
     def create(self, name: str, num_classes: int, pretrained: bool | str = False, **kwargs) -> nn.Module:
         return self.get(name)(num_classes=num_classes, pretrained=pretrained, **kwargs)

@@ -13,15 +13,10 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from facemix.augment.presets import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
-
-def to_uint8_image(tensor: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
-    """A loader's C x H x W tensor (uint8, or normalised floats) as an H x W x 3 uint8 picture."""
-    if tensor.dtype == torch.uint8:
-        return tensor.detach().cpu().permute(1, 2, 0).numpy()
-    img = tensor.detach().cpu().float() * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]
-    return (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+def to_uint8_image(tensor: torch.Tensor) -> np.ndarray:
+    """A loader's C x H x W uint8 tensor as an H x W x 3 picture (loaders yield pixels; models normalise)."""
+    return tensor.detach().cpu().permute(1, 2, 0).numpy()
 
 
 def augmentation_grid(dataset, class_names: Sequence[str], per_class: int = 8, seed: int = 0) -> plt.Figure:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,19 +34,27 @@ def fresh_dir(path: Path) -> Path:
     return candidate
 
 
-def find_runs(paths: list[str | Path]) -> list[Path]:
-    """Run dirs (folders with ``.hydra/config.yaml``) at or below each path, in order."""
+def is_training_run(path: Path) -> bool:
+    """A ``facemix.train`` run dir (finished, failed or interrupted), not a scan or preview dir."""
+    markers = ("summary.json", "failed.json", "train.log", "checkpoints")
+    return (path / ".hydra" / "config.yaml").exists() and any((path / m).exists() for m in markers)
+
+
+def find_runs(paths: Sequence[str | Path]) -> list[Path]:
+    """Training run dirs at or below each path, in order."""
     runs: list[Path] = []
     for p in map(Path, paths):
-        if (p / ".hydra" / "config.yaml").exists():
+        if is_training_run(p):
             runs.append(p)
         else:
-            runs += sorted((c.parent.parent for c in p.rglob(".hydra/config.yaml")), key=_natural_key)
+            found = (c.parent.parent for c in p.rglob(".hydra/config.yaml"))
+            runs += sorted((r for r in found if is_training_run(r)), key=_natural_key)
     return runs
 
 
 def _natural_key(p: Path) -> list:
-    return [int(part) if part.isdigit() else part for part in p.parts]
+    """``2_x`` before ``10_x`` (multirun job dirs start with the job number)."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(p)) if t]
 
 
 def _status(run: Path) -> str:

@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from tests.helpers import make_imagefolder, run_train, tiny_overrides, tiny_sweep_overrides
+from tests.helpers import job_dir, make_imagefolder, run_train, tiny_overrides, tiny_sweep_overrides
 
 DEMO_EXPERIMENTS = [
     "paper_unbalanced",
@@ -94,9 +94,9 @@ def test_muffin_chihuahua_experiments_on_any_binary_folder(data_dir, tmp_path, l
         *(o for o in tiny_sweep_overrides(data_dir, sweep) if not o.startswith("data.demo")),  # no demo here
         "trainer.max_epochs=1",
     )
-    for job in ("0", "1"):
-        summary = json.loads((sweep / job / "summary.json").read_text())
+    for job in (0, 1):
+        summary = json.loads((job_dir(sweep, job) / "summary.json").read_text())
         assert summary["class_names"] == ["chihuahua", "muffin"]  # binary: 2-way softmax, names from folders
         assert summary["report_split"] == "val"  # the study's 80/20 split has no test part
         assert summary["test_report"]["macro avg"]["support"] > 0
-    assert _job_config(sweep / "0")["model"]["options"]["pool"] is False
+    assert _job_config(job_dir(sweep, 0))["model"]["options"]["pool"] is False

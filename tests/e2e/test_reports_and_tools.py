@@ -20,10 +20,10 @@ from tests.helpers import REPO, write_image
 pytestmark = pytest.mark.slow
 
 
-def run_module(module: str, *args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+def run_module(module: str, *args: str, timeout: int = 180, cwd=REPO) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        cwd=REPO,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -129,13 +129,17 @@ def test_compare_lists_finished_and_failed_runs(trained_run, tmp_path):
     (failed / ".hydra" / "config.yaml").write_text("seed: 1\n")
     (failed / ".hydra" / "overrides.yaml").write_text("- model=vgg16\n")
     (failed / "train.log").write_text("[ERROR] - Error executing job\nTraceback ...\n")
-    result = run_module("facemix.compare", str(trained_run), str(failed), "--out", str(tmp_path / "cmp"))
+    (tmp_path / "comparison.md").write_text("a user's own notes")
+    result = run_module(
+        "facemix.compare", str(trained_run), str(failed), f"output_dir={tmp_path / 'cmp'}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = _rows(tmp_path / "cmp" / "comparison.csv")
     assert [r["status"] for r in rows] == ["finished", "failed"]
     assert rows[0]["test macro F1"] and rows[0]["F1 fake"] and rows[0]["parameters"]
     assert (tmp_path / "cmp" / "comparison.png").stat().st_size > 0
     assert "| run | status |" in result.stdout
+    assert (tmp_path / "comparison.md").read_text() == "a user's own notes"  # nothing outside output_dir touched
 
 
 def test_a_malicious_checkpoint_is_refused_not_executed(tmp_path):
@@ -190,9 +194,10 @@ def test_real_tensorboard_serves_the_run_scalars(trained_run):
         deadline, scalars = time.monotonic() + 90, {}
         while time.monotonic() < deadline and len(scalars) < 4:
             try:
-                runs = get("/data/runs")
+                get("/data/runs")  # the server is up
                 for tag in ("train/loss", "val/loss", "train/acc", "val/acc"):
-                    query = urllib.parse.urlencode({"run": runs[0], "tag": tag})
+                    run, metric = tag.split("/")  # train and val are sub-runs sharing the tag: one chart
+                    query = urllib.parse.urlencode({"run": run, "tag": metric})
                     scalars[tag] = get(f"/data/plugin/scalars/scalars?{query}")
             except (OSError, IndexError, ValueError):
                 time.sleep(1)

@@ -9,9 +9,8 @@ import sys
 import time
 
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.helpers import REPO, run_train, tiny_overrides
+from tests.helpers import REPO, run_train, tensorboard_scalars, tiny_overrides
 
 SLOW_EPOCHS = ["model=vgg16", "trainer.max_epochs=3", "trainer.limit_train_batches=1.0", "data.samples_per_epoch=480"]
 
@@ -63,10 +62,9 @@ def test_resume_after_sigkill_completes_with_continuous_logs(data_dir, tmp_path)
     with open(run_dir / "csv" / "metrics.csv") as fh:
         val_epochs = [int(r["epoch"]) for r in csv.DictReader(fh) if r.get("val/loss")]
     assert val_epochs == [0, 1, 2]  # the epoch before the kill kept, none repeated
-    events = EventAccumulator(str(run_dir / "tensorboard"))
-    events.Reload()
+    scalars = tensorboard_scalars(run_dir, with_steps=True)
     for tag in ("val/loss", "train/loss", "val/f1_macro"):
-        steps = [e.step for e in events.Scalars(tag)]
+        steps = [step for step, _ in scalars[tag]]
         assert len(steps) == 3 and steps == sorted(set(steps)), (tag, steps)
 
 

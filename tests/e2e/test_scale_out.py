@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from facemix.compare import compare
-from tests.helpers import REPO, run_train, tiny_overrides, tiny_sweep_overrides
+from tests.helpers import REPO, job_dir, run_train, tiny_overrides, tiny_sweep_overrides
 
 
 def _dirs_under(path):
@@ -26,17 +26,19 @@ def test_grid_keeps_finished_jobs_when_others_fail_and_compare_lists_both(data_d
         check=False,
     )
     assert result.returncode != 0  # the sweep reports the failure at its end...
-    jobs = sorted(p for p in sweep.iterdir() if p.name.isdigit())
+    jobs = sorted(p for p in sweep.iterdir() if p.name[0].isdigit())
     assert len(jobs) == 4  # ...after running every job
     finished = [j for j in jobs if (j / "summary.json").exists()]
     failed = [j for j in jobs if (j / "failed.json").exists()]
     assert len(finished) == 2 and len(failed) == 2
     assert all("image_size" in json.loads((j / "failed.json").read_text())["message"] for j in failed)
 
-    table = compare([sweep])
+    table = compare([sweep], tmp_path / "cmp")
     assert table.count("| finished |") == 2 and table.count("| failed |") == 2
     assert "Failed runs:" in table and "data.image_size=16 is too small" in table
-    assert (sweep / "comparison.md").exists() and (sweep / "comparison.png").exists()
+    assert (tmp_path / "cmp" / "comparison.md").exists() and (tmp_path / "cmp" / "comparison.png").exists()
+    compare([sweep], tmp_path / "cmp")  # again: a new folder beside the first, nothing replaced
+    assert (tmp_path / "cmp-2" / "comparison.md").read_text() == (tmp_path / "cmp" / "comparison.md").read_text()
 
 
 def test_optuna_search_maximises_val_macro_f1(data_dir, tmp_path):
@@ -49,7 +51,7 @@ def test_optuna_search_maximises_val_macro_f1(data_dir, tmp_path):
         "trainer.max_epochs=1",
     )
     result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    trials = [json.loads((sweep / j / "summary.json").read_text()) for j in ("0", "1")]
+    trials = [json.loads((job_dir(sweep, j) / "summary.json").read_text()) for j in (0, 1)]
     assert result["best_value"] == pytest.approx(max(t["val_f1_best"] for t in trials))
     assert set(result["best_params"]) >= {"model.lr", "model.options.dropout"}  # batch size: fixed by the CLI
 
@@ -81,10 +83,10 @@ def test_ddp_inside_a_multirun_keeps_one_dir_per_job(data_dir, tmp_path):
     before = _dirs_under(REPO / "outputs")
     sweep = tmp_path / "sweep"
     run_train("-m", "data=balanced,unbalanced", *DDP, *tiny_sweep_overrides(data_dir, sweep))
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
-    for job in ("0", "1"):
-        _assert_one_ddp_run(sweep / job)
-    assert yaml.safe_load((sweep / "1" / ".hydra" / "overrides.yaml").read_text())[0] == "data=unbalanced"
+    assert sorted(p.name.split("_")[0] for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    for job in (0, 1):
+        _assert_one_ddp_run(job_dir(sweep, job))
+    assert yaml.safe_load((job_dir(sweep, 1) / ".hydra" / "overrides.yaml").read_text())[0] == "data=unbalanced"
     assert _dirs_under(REPO / "outputs") == before
 
 
@@ -106,7 +108,7 @@ def test_slurm_launcher_composes_and_submitit_runs_a_job_locally(data_dir, tmp_p
 
     sweep = tmp_path / "local"
     run_train("-m", "hydra/launcher=submitit_local", "model=simple_cnn", *tiny_sweep_overrides(data_dir, sweep))
-    assert (sweep / "0" / "summary.json").exists() and (sweep / ".submitit").is_dir()
+    assert (job_dir(sweep, 0) / "summary.json").exists() and (sweep / ".submitit").is_dir()
 
 
 def test_gpu_trainer_composes_its_fast_defaults():

@@ -5,17 +5,10 @@ import json
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.helpers import run_train, tiny_overrides
+from tests.helpers import run_train, tensorboard_scalars, tiny_overrides
 
 pytestmark = pytest.mark.slow
-
-
-def _scalars(run_dir):
-    acc = EventAccumulator(str(run_dir / "tensorboard"))
-    acc.Reload()
-    return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 @pytest.mark.parametrize(
@@ -39,7 +32,7 @@ def test_train_writes_checkpoints_curves_and_report(data_dir, tmp_path, model, d
     assert ckpt["hyper_parameters"]["class_names"] == ["real", "fake", "masked"]
     assert ckpt["hyper_parameters"]["name"] == model
 
-    scalars = _scalars(run_dir)
+    scalars = tensorboard_scalars(run_dir)
     for tag in (
         "train/loss",
         "val/loss",
@@ -48,11 +41,13 @@ def test_train_writes_checkpoints_curves_and_report(data_dir, tmp_path, model, d
         "val/f1_macro",
         "val/f1_fake",
         "test/f1_macro",
-        "perf/data_wait_fraction",
-        "perf/train_images_per_s",
+        "train/perf/data_wait_fraction",
+        "train/perf/train_images_per_s",
+        "train/lr",
     ):
         assert tag in scalars, sorted(scalars)
     assert len(scalars["train/loss"]) == 2 and len(scalars["val/acc"]) == 2  # one point per epoch
+    assert "epoch" not in scalars and "train/epoch" not in scalars  # no clutter card
 
     report = json.loads((run_dir / "classification_report.json").read_text())
     with open(run_dir / "manifest.csv") as fh:

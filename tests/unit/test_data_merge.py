@@ -124,3 +124,31 @@ def test_keep_source_splits(two_sources):
 def test_bad_fractions_fail(fractions):
     with pytest.raises(FacemixConfigError, match="data.split"):
         stratified_group_split(["a"], ["g"], fractions, 0)
+
+
+def test_the_140k_faces_layout_keeps_its_own_split_and_merges_with_the_other_sources(tmp_path):
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from facemix.config import register_resolvers
+
+    root = tmp_path / "kaggle"
+    for split, n in (("train", 6), ("valid", 2), ("test", 2)):
+        make_imagefolder(root / "real_vs_fake" / "real-vs-fake" / split, {"real": n, "fake": n}, seed=len(split))
+    for split in ("Train", "Validation", "Test"):
+        make_imagefolder(root / "face_mask" / split, {"WithMask": 4, "WithoutMask": 4}, seed=7 + len(split))
+    make_imagefolder(root / "real_and_fake_face", {"training_real": 6, "training_fake": 6}, seed=3)
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(version_base="1.3", config_module="facemix.conf"):
+        cfg = compose("train", overrides=["data/sources=[kaggle_faces,faces_140k]", f"data.root={root}"])
+    assert set(cfg.data.sources) == {"mask", "realfake", "faces140k"}
+    specs = specs_from_config(cfg.data.sources)
+    built = build_manifest(specs, list(cfg.data.classes))
+    keep = {s.name: bool(s.keep_splits) for s in specs}
+    samples = split_samples(built.samples, {"train": 0.6, "val": 0.3, "test": 0.1}, 0, keep)
+    faces = [s for s in samples if s.source == "faces140k"]
+    assert len(faces) == 20 and all(s.split == s.source_split for s in faces)  # valid -> val, kept as is
+    assert {s.split for s in faces} == {"train", "val", "test"}
+    assert {s.label for s in faces} == {"real", "fake"}
