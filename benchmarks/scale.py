@@ -326,6 +326,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="a folder with room for ~5 GB at scale 10")
     parser.add_argument("--scales", default="0.1,1,10")
     parser.add_argument("--no-epoch", action="store_true", help="skip the MobileNetV2 epoch")
+    parser.add_argument(
+        "--steps", help="only these steps (comma-separated), on what an earlier full run left in --work"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     scales = [float(s) for s in args.scales.split(",")]
@@ -342,6 +345,12 @@ def main() -> None:
     for scale in scales:
         p = _paths(args.work, scale)
         steps = [s for s in STEPS if not (s == "epoch" and args.no_epoch)]
+        if args.steps:  # a re-run of some steps keeps the earlier run's scan cache, demo and split
+            steps = [s for s in STEPS if s in args.steps.split(",")]
+            for step in steps:
+                table[(scale, step)] = run_step(step, args.work, scale)
+                print(f"scale {scale} {step}: {json.dumps(table[(scale, step)])}", flush=True)
+            continue
         if p["demo"].joinpath("DEMO.json").exists():  # drawing 140k images takes ~20 min: reuse, say so
             steps = [s for s in steps if s != "draw"]
             print(f"scale {scale}: reusing the demo drawn earlier in {p['demo']}")

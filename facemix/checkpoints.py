@@ -34,14 +34,14 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
 
 def load_module(path: str | Path):
     """Rebuild the ``ClassifierModule`` a checkpoint was trained as (eval mode, CPU), weights restored."""
-    from facemix.models.module import ClassifierModule
+    from facemix.models.module import ClassifierModule, with_temperature
 
     ckpt = load_checkpoint(path)
     if "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
         raise FacemixConfigError(f"{path} is not a facemix training checkpoint (no hyper_parameters / state_dict).")
     hparams = {**ckpt["hyper_parameters"], "pretrained": False}  # the weights come from the checkpoint
     module = ClassifierModule(**hparams)
-    module.load_state_dict(ckpt["state_dict"])
+    module.load_state_dict(with_temperature(ckpt["state_dict"]))
     return module.eval()
 
 
@@ -49,3 +49,16 @@ def run_dir_of(ckpt: str | Path) -> Path:
     """``<run>/checkpoints/x.ckpt`` -> ``<run>``."""
     ckpt = Path(ckpt).resolve()
     return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+
+
+def store_temperature(path: str | Path, temperature: float, details: dict) -> None:
+    """Write a fitted softmax temperature into the checkpoint (replaced atomically: a reader sees old or new)."""
+    import os
+
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    ckpt["state_dict"]["temperature"] = torch.tensor(float(temperature))
+    ckpt["facemix_calibration"] = {k: float(v) for k, v in details.items()}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)

@@ -20,8 +20,10 @@ from facemix.config import CONFIG_PATH
 from facemix.errors import FacemixConfigError, user_errors_exit
 from facemix.reports.plots import plt, save_figure
 from facemix.reports.runs import RunRecord, find_runs, fresh_dir, read_run
+from facemix.reports.uncertainty import DEFAULT_RESAMPLES, paired_bootstrap, seed_spread
 
 HIDDEN_OVERRIDES = {"hydra.run.dir", "hydra.sweep.dir", "paths.data_dir", "hydra.job.num"}
+SEED_KEY = "seed"
 
 
 def differing_overrides(runs: list[RunRecord]) -> list[str]:
@@ -40,6 +42,7 @@ def comparison_rows(runs: list[RunRecord]) -> tuple[list[str], list[list[str]]]:
         "val macro F1 (best)",
         "test acc",
         "test macro F1",
+        "macro F1 95% CI",
         *(f"F1 {c}" for c in class_names),
         "best epoch",
         "wall time (s)",
@@ -61,6 +64,7 @@ def comparison_rows(runs: list[RunRecord]) -> tuple[list[str], list[list[str]]]:
                 fmt(r.summary.get("val_f1_best")),
                 fmt(rep.get("accuracy")),
                 fmt(rep.get("macro avg", {}).get("f1-score")),
+                _ci(rep.get("intervals", {}).get("macro f1")),
                 *(fmt(rep.get(c, {}).get("f1-score")) for c in class_names),
                 fmt(r.summary.get("best_epoch")),
                 fmt(r.summary.get("wall_time_s"), 1),
@@ -68,6 +72,89 @@ def comparison_rows(runs: list[RunRecord]) -> tuple[list[str], list[list[str]]]:
             ]
         )
     return header, rows
+
+
+def _ci(interval: dict | None) -> str:
+    return f"[{interval['low']:.3f}, {interval['high']:.3f}]" if interval else ""
+
+
+def variant_of(run: RunRecord) -> tuple[tuple[str, str], ...]:
+    """What a run is apart from its seed: runs with equal variants are repeats of one experiment."""
+    return tuple(sorted((k, v) for k, v in run.overrides.items() if k not in HIDDEN_OVERRIDES | {SEED_KEY}))
+
+
+SPREAD_METRICS = ("accuracy", "macro f1")
+
+
+def seed_table(runs: list[RunRecord]) -> str:
+    """Mean ± std over the seeds of each variant (finished runs only); empty when no variant has two seeds."""
+    groups: dict[tuple, list[RunRecord]] = {}
+    for r in runs:
+        if r.report:
+            groups.setdefault(variant_of(r), []).append(r)
+    if not any(len(g) > 1 for g in groups.values()):
+        return ""
+    class_names = next(iter(groups.values()))[0].summary.get("class_names", [])
+    names = [*SPREAD_METRICS, *(f"{m} {c}" for c in class_names for m in ("precision", "recall", "f1"))]
+    header = ["variant", "seeds", *(f"test {n}" for n in names)]
+    rows = []
+    for variant, members in groups.items():
+        values = [_metric_values(m.report, class_names) for m in members]
+        spreads = [seed_spread([v[n] for v in values]) for n in names]
+        label = " ".join(f"{k}={v}" for k, v in variant) or "(defaults)"
+        rows.append([label, str(len(members)), *(f"{x['mean']:.3f} ± {x['std']:.3f}" for x in spreads)])
+    return "Across seeds (mean ± sample std over the runs that differ only in seed):\n\n" + markdown(header, rows)
+
+
+def _metric_values(report: dict, class_names: list[str]) -> dict[str, float]:
+    out = {"accuracy": report["accuracy"], "macro f1": report["macro avg"]["f1-score"]}
+    for c in class_names:
+        out[f"precision {c}"], out[f"recall {c}"] = report[c]["precision"], report[c]["recall"]
+        out[f"f1 {c}"] = report[c]["f1-score"]
+    return out
+
+
+def read_predictions(run: RunRecord) -> dict[str, tuple[str, str]] | None:
+    """``path -> (true, predicted)`` from the run's report predictions, or None when the run has none."""
+    path = run.path / "predictions.csv"
+    if not path.exists():
+        return None
+    with open(path, newline="") as fh:
+        return {row["path"]: (row["true"], row["predicted"]) for row in csv.DictReader(fh)}
+
+
+def paired_table(runs: list[RunRecord], labels: list[str], resamples: int = DEFAULT_RESAMPLES) -> str:
+    """Each finished run against the first (the baseline) on the test images both predicted: the paired
+    bootstrap interval of each difference; ``*`` marks an interval that excludes zero."""
+    finished = [(r, lab, read_predictions(r)) for r, lab in zip(runs, labels, strict=True) if r.report]
+    finished = [(r, lab, p) for r, lab, p in finished if p]
+    if len(finished) < 2:
+        return ""
+    base_run, base_label, base = finished[0]
+    class_names = base_run.summary.get("class_names", [])
+    index = {c: i for i, c in enumerate(class_names)}
+    names = [*SPREAD_METRICS, *(f"f1 {c}" for c in class_names)]
+    header = ["run", "vs baseline", "images", *(f"Δ {n} [95% CI]" for n in names)]
+    rows = []
+    for _, label, preds in finished[1:]:
+        shared = sorted(set(preds) & set(base))
+        if not shared or any(preds[p][0] != base[p][0] for p in shared):
+            continue  # different test images (or labels): no pairing possible
+        y_true = [index[base[p][0]] for p in shared]
+        diff = paired_bootstrap(
+            y_true, [index[base[p][1]] for p in shared], [index[preds[p][1]] for p in shared], class_names, resamples
+        )
+        cells = [
+            f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]{' *' if d['excludes_zero'] else ''}"
+            for d in (diff[n] for n in names)
+        ]
+        rows.append([label, base_label, str(len(shared)), *cells])
+    if not rows:
+        return ""
+    return (
+        f"Paired differences against the baseline ({base_label}), {resamples} bootstrap resamples of the shared "
+        "test images; * = the 95 % interval excludes zero:\n\n" + markdown(header, rows)
+    )
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -84,15 +171,17 @@ def bar_chart(runs: list[RunRecord], labels: list[str]):
     width = 0.8 / max(1, len(series))
     x = np.arange(len(finished))
     for i, name in enumerate(series):
-        ax.bar(
-            x + i * width,
-            [r.report[name]["f1-score"] for r, _ in finished],
-            width,
-            label="macro F1" if name == "macro avg" else f"F1 {name}",
-        )
+        key = "macro f1" if name == "macro avg" else f"f1 {name}"
+        values = [r.report[name]["f1-score"] for r, _ in finished]
+        intervals = [r.report.get("intervals", {}).get(key) for r, _ in finished]
+        errors = np.array(
+            [[v - ci["low"], ci["high"] - v] if ci else [0.0, 0.0] for v, ci in zip(values, intervals, strict=True)]
+        ).T
+        label = "macro F1" if name == "macro avg" else f"F1 {name}"
+        ax.bar(x + i * width, values, width, yerr=errors, capsize=2, label=label)
     ax.set_xticks(x + width * (len(series) - 1) / 2, [lab for _, lab in finished], rotation=20, ha="right")
     ax.set_ylim(0, 1)
-    ax.set_ylabel("test")
+    ax.set_ylabel("test (bars: 95 % bootstrap interval)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -114,12 +203,15 @@ def compare(paths: Sequence[str | Path], out_dir: str | Path) -> str:
     failures = [f"- {r.path}: {r.error}" for r in runs if r.error]
     if failures:
         table += "\nFailed runs:\n" + "\n".join(failures) + "\n"
+    keys = differing_overrides(runs)
+    labels = [" ".join(r.overrides.get(k, "") for k in keys) or r.path.name for r in runs]
+    for section in (seed_table(runs), paired_table(runs, labels)):
+        if section:
+            table += "\n" + section
     out = fresh_dir(Path(out_dir))
     with open(out / "comparison.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([header, *rows])
     (out / "comparison.md").write_text(table)
-    keys = differing_overrides(runs)
-    labels = [" ".join(r.overrides.get(k, "") for k in keys) or r.path.name for r in runs]
     save_figure(bar_chart(runs, labels), out / "comparison.png")
     print(table)
     print(f"written: {out / 'comparison.csv'}, {out / 'comparison.md'}, {out / 'comparison.png'}")

@@ -36,16 +36,24 @@ class ExportParityError(RuntimeError):
 
 
 class ProbabilityClassifier(torch.nn.Module):
-    """The trained network with softmax on top: what a deployment wants to call."""
+    """The trained network with its calibration temperature and softmax on top: what a deployment wants to call."""
 
-    def __init__(self, net: torch.nn.Module, pixel_mean: torch.Tensor, pixel_std: torch.Tensor) -> None:
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        pixel_mean: torch.Tensor,
+        pixel_std: torch.Tensor,
+        temperature: torch.Tensor | float = 1.0,
+    ) -> None:
         super().__init__()
         self.net = net
         self.register_buffer("pixel_mean", pixel_mean.clone())
         self.register_buffer("pixel_std", pixel_std.clone())
+        self.register_buffer("temperature", torch.as_tensor(temperature, dtype=torch.float32).clone())
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(normalize_pixels(image, self.pixel_mean, self.pixel_std)).softmax(dim=1)
+        logits = self.net(normalize_pixels(image, self.pixel_mean, self.pixel_std))
+        return (logits / self.temperature).softmax(dim=1)
 
 
 def sample_batch(run_dir: Path, image_size: int, interpolation: str = "area", count: int = 8) -> torch.Tensor:
@@ -107,7 +115,7 @@ def export(ckpt: str | Path, fmt: str = "onnx", output_dir: str | Path | None = 
             ) from exc
     module = load_module(ckpt)
     run_dir = run_dir_of(ckpt)
-    model = ProbabilityClassifier(module.net, module.pixel_mean, module.pixel_std).eval()
+    model = ProbabilityClassifier(module.net, module.pixel_mean, module.pixel_std, module.temperature).eval()
     size = int(module.hparams.image_size)
     out = fresh_dir(Path(output_dir) if output_dir else run_dir / "export" / fmt)
     path = out / FORMATS[fmt]
@@ -115,6 +123,9 @@ def export(ckpt: str | Path, fmt: str = "onnx", output_dir: str | Path | None = 
     batch = sample_batch(run_dir, size, interpolation)
     with torch.inference_mode():
         expected = model(batch).numpy()
+        module_probs = module(batch).softmax(dim=1).numpy()  # what evaluate / predict report, temperature included
+    if not np.allclose(expected, module_probs, atol=1e-5):
+        raise ExportParityError(f"the export wrapper of {ckpt} disagrees with the checkpoint's module; please report.")
     if fmt == "onnx":
         _export_onnx(model, batch[:1], path)
         got = _run_onnx(path, batch)
@@ -141,7 +152,12 @@ def export(ckpt: str | Path, fmt: str = "onnx", output_dir: str | Path | None = 
             "mean": list(module.hparams.input_mean),
             "std": list(module.hparams.input_std),
         },
-        "output": {"name": "probabilities", "shape": ["batch", len(module.class_names)], "softmax": True},
+        "output": {
+            "name": "probabilities",
+            "shape": ["batch", len(module.class_names)],
+            "softmax": True,
+            "temperature": float(module.temperature),  # inside the model: softmax(logits / temperature)
+        },
         "parity": {"images": len(batch), "max_abs_diff": max_diff, "atol": atol, "passed": max_diff <= atol},
     }
     (out / f"{path.name}.json").write_text(json.dumps(sidecar, indent=2))

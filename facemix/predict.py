@@ -27,6 +27,8 @@ from facemix.config import CONFIG_PATH
 from facemix.data.images import load_rgb
 from facemix.data.sources import IMAGE_EXTENSIONS
 from facemix.errors import FacemixConfigError, user_errors_exit
+from facemix.models.explain import grad_cam, overlay
+from facemix.reports.plots import to_uint8_image
 
 log = logging.getLogger("facemix.predict")
 DECODE_ERRORS = (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError)
@@ -53,8 +55,15 @@ def resolve_inputs(inputs: str | Sequence[str]) -> tuple[list[Path], list[tuple[
     return files, skipped
 
 
-@torch.inference_mode()
-def predict(ckpt: str | Path, inputs: str | Sequence[str], top_k: int = 3, batch_size: int = 32) -> dict:
+def predict(
+    ckpt: str | Path,
+    inputs: str | Sequence[str],
+    top_k: int = 3,
+    batch_size: int = 32,
+    cam: bool = False,
+    cam_layer: str | None = None,
+) -> dict:
+    """Top-k classes per readable input; ``cam``: also a Grad-CAM overlay per input (of its predicted class)."""
     module = load_module(ckpt)
     names = module.class_names
     transform = eval_transform(module.hparams.image_size, module.hparams.get("interpolation", "area"))
@@ -63,9 +72,17 @@ def predict(ckpt: str | Path, inputs: str | Sequence[str], top_k: int = 3, batch
     probs: list[np.ndarray] = []
     batch: list[torch.Tensor] = []
 
+    overlays: list[np.ndarray] = []
+
     def flush() -> None:
         if batch:
-            probs.extend(module(torch.stack(batch)).float().softmax(dim=1).numpy())
+            images = torch.stack(batch)
+            with torch.inference_mode():
+                p = module(images).float().softmax(dim=1).numpy()
+            probs.extend(p)
+            if cam:
+                heat = grad_cam(module, images, p.argmax(axis=1).tolist(), cam_layer)
+                overlays.extend(overlay(to_uint8_image(x), h) for x, h in zip(images, heat, strict=True))
             batch.clear()
 
     for path in files:
@@ -89,12 +106,24 @@ def predict(ckpt: str | Path, inputs: str | Sequence[str], top_k: int = 3, batch
                 "probabilities": {n: float(v) for n, v in zip(names, p, strict=True)},
             }
         )
-    return {"class_names": names, "predictions": rows, "skipped": [(str(p), why) for p, why in skipped]}
+    result = {"class_names": names, "predictions": rows, "skipped": [(str(p), why) for p, why in skipped]}
+    if cam:
+        result["cam_overlays"] = overlays  # pictures, written by write_predictions (not JSON)
+    return result
 
 
 def write_predictions(result: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "predictions.json").write_text(json.dumps(result, indent=2))
+    overlays = result.get("cam_overlays")
+    plain = {k: v for k, v in result.items() if k != "cam_overlays"}
+    (out_dir / "predictions.json").write_text(json.dumps(plain, indent=2))
+    if overlays is not None:
+        import cv2
+
+        (out_dir / "cam").mkdir(exist_ok=True)
+        for k, (row, picture) in enumerate(zip(result["predictions"], overlays, strict=True)):
+            name = f"{k:05d}_{Path(row['file']).stem}_{row['top'][0]['class']}.png"
+            cv2.imwrite(str(out_dir / "cam" / name), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
     with open(out_dir / "predictions.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["file", "predicted", "probability", *(f"prob_{n}" for n in result["class_names"])])
@@ -128,7 +157,7 @@ def print_predictions(result: dict, console: Console | None = None) -> None:
 def main(cfg: DictConfig) -> None:
     with user_errors_exit():
         inputs = list(cfg.inputs) if isinstance(cfg.inputs, ListConfig) else str(cfg.inputs)
-        result = predict(cfg.ckpt, inputs, cfg.top_k, cfg.batch_size)
+        result = predict(cfg.ckpt, inputs, cfg.top_k, cfg.batch_size, cfg.cam, cfg.get("cam_layer"))
         print_predictions(result)
         out_dir = Path(cfg.paths.output_dir)
         write_predictions(result, out_dir)

@@ -25,7 +25,7 @@ from facemix.config import CONFIG_PATH, register_resolvers, resume_checkpoint
 from facemix.config_tree import print_config_tree
 from facemix.distributed import is_rank_zero, one_job_for_ddp
 from facemix.errors import record_failure, user_errors_exit
-from facemix.evaluate import evaluate_checkpoint, evaluate_module
+from facemix.evaluate import calibrate_checkpoint, evaluate_checkpoint, evaluate_module
 from facemix.loggers import log_run_end, log_run_start, run_params
 from facemix.models.preprocessing import Preprocessing, resolve_preprocessing
 from facemix.models.pretrained import uses_pretrained_weights
@@ -143,6 +143,9 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
 
     if trainer.is_global_zero:  # one process over the whole split: exact, no sampler padding
         # debug=fdr (fast_dev_run) writes no checkpoint: the report is of the weights in memory
+        calibrated = None
+        if best and cfg.get("calibrate"):
+            calibrated = calibrate_checkpoint(best, "val", num_workers=cfg.data.num_workers)
         if best:
             evaluation = evaluate_checkpoint(best, report_split, output_dir, num_workers=cfg.data.num_workers)
         else:
@@ -162,6 +165,7 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
             "data_wait_fraction": metrics.get("perf/data_wait_fraction"),  # last epoch's: is the loader keeping up?
             "train_images_per_s": metrics.get("perf/train_images_per_s"),
             "metrics": metrics,
+            "calibration": calibrated,
             "test_report": report,
         }
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -33,9 +33,10 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(data_dir, tmp_path_factory) -> Path:
-    """One tiny finished run (simple_cnn, 2 epochs) shared by the evaluation / prediction / export tests."""
+    """One tiny finished run (simple_cnn, 2 epochs, calibrated) shared by the evaluation / prediction / export
+    tests."""
     from tests.helpers import run_train, tiny_overrides
 
     run_dir = tmp_path_factory.mktemp("trained") / "run"
-    run_train("model=simple_cnn", "data=balanced", *tiny_overrides(data_dir, run_dir))
+    run_train("model=simple_cnn", "data=balanced", "calibrate=true", *tiny_overrides(data_dir, run_dir))
     return run_dir

@@ -87,12 +87,14 @@ def build_manifest(
     min_correlation: float = 0.85,
     drop_label_conflicts: bool = True,
     progress: bool = False,
+    require_all_classes: bool = True,
 ) -> ManifestBuild:
     """Scan every source, decode every file once (cached), map labels into ``classes``, group duplicates.
 
     Unreadable files are skipped and reported in ``bad_files``; config mistakes raise. Exact and near copies share
     a ``dup_group`` (so a later split keeps them together); a group whose members carry different classes is a
     label conflict, dropped by default.
+    ``require_all_classes=False`` (external test sets) allows classes without images.
     """
     scan = SourceScan()
     by_name = {spec.name: spec for spec in specs}
@@ -143,7 +145,7 @@ def build_manifest(
     if drop_label_conflicts:
         samples = [s for s in samples if s.dup_group not in conflicted]
     empty = sorted(set(classes) - {s.label for s in samples})
-    if empty:
+    if empty and require_all_classes:  # training needs every class; an external test set may hold a few
         raise FacemixConfigError(
             f"data.classes {empty} received no images from any source ({', '.join(sorted(by_name))}). "
             "Check each source's root and label_map, or remove the class from data.classes."

@@ -95,6 +95,8 @@ class ClassifierModule(pl.LightningModule):
                 raise ValueError(f"loss.class_weights has {len(class_weights)} values for {num_classes} classes")
         weights = torch.tensor(class_weights) if isinstance(class_weights, list) else torch.ones(num_classes)
         self.register_buffer("loss_weights", weights.float())  # filled from the train split for "auto"
+        # softmax temperature (1: none); calibrate=true fits it on the val split after training and stores it here
+        self.register_buffer("temperature", torch.ones(()))
         # uint8 pixels -> normalised floats, on the batch's device (not saved: they come from the hparams)
         self.register_buffer("pixel_mean", 255 * torch.tensor(input_mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", 255 * torch.tensor(input_std).view(1, -1, 1, 1), persistent=False)
@@ -111,7 +113,10 @@ class ClassifierModule(pl.LightningModule):
         x = self.normalize(x)
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+        return self.net(x) / self.temperature
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        with_temperature(checkpoint["state_dict"])
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -179,3 +184,9 @@ class ClassifierModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss", "strict": False},
         }
+
+
+def with_temperature(state_dict: dict) -> dict:
+    """Checkpoints written before calibration existed have no temperature: they are uncalibrated (1)."""
+    state_dict.setdefault("temperature", torch.ones(()))
+    return state_dict

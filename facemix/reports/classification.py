@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facemix.reports.uncertainty import format_intervals
+
 
 def classification_report(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> dict:
     """The same numbers as scikit-learn's ``classification_report(output_dict=True)`` (zero division -> 0)."""
@@ -58,7 +60,17 @@ def format_report(report: dict, class_names: Sequence[str], digits: int = 3) -> 
     for avg in ("macro avg", "weighted avg"):
         r = report[avg]
         lines.append(row.format(avg, r["precision"], r["recall"], r["f1-score"], r["support"], w=width, d=digits))
-    return "\n".join(lines) + "\n"
+    if "calibration" in report:
+        lines += [
+            "",
+            f"expected calibration error ({len(report['calibration']['bins'])} bins): "
+            f"{report['calibration']['ece']:.3f}",
+        ]
+    text = "\n".join(lines) + "\n"
+    if report.get("intervals"):
+        boot = report["bootstrap"]
+        text += "\n" + format_intervals(report["intervals"], boot["resamples"], boot["confidence"])
+    return text
 
 
 def write_report(

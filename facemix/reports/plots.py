@@ -106,3 +106,25 @@ def gallery_figure(images: Sequence[np.ndarray], titles: Sequence[str], correct:
         ax.set_title(title, fontsize=8, color="green" if ok else "red")
     fig.tight_layout()
     return fig
+
+
+def reliability_figure(calibration: dict) -> plt.Figure:
+    """Reliability diagram: accuracy against confidence per bin (the diagonal is perfect calibration), bar width
+    the bin, the share of images per bin underneath."""
+    bins = calibration["bins"]
+    centres = [(b["low"] + b["high"]) / 2 for b in bins]
+    width = bins[0]["high"] - bins[0]["low"] if bins else 0.1
+    total = max(1, sum(b["images"] for b in bins))
+    fig, (ax, share) = plt.subplots(2, 1, figsize=(4.5, 5), height_ratios=[3, 1], sharex=True)
+    ax.bar(centres, [b["accuracy"] if b["images"] else 0 for b in bins], width * 0.95, label="accuracy")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfectly calibrated")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"reliability (ECE {calibration['ece']:.3f})", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    share.bar(centres, [b["images"] / total for b in bins], width * 0.95, color="grey")
+    share.set_xlim(0, 1)
+    share.set_xlabel("confidence of the predicted class")
+    share.set_ylabel("share")
+    fig.tight_layout()
+    return fig

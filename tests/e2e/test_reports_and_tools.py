@@ -45,6 +45,8 @@ def test_training_evaluates_the_best_checkpoint(trained_run):
         "predictions.csv",
         "per_source.json",
         "per_source.md",
+        "reliability.png",
+        "gradcam.png",
         "summary.json",
     ):
         assert (trained_run / name).stat().st_size > 0, name
@@ -66,10 +68,51 @@ def test_evaluate_command_writes_a_new_dir_each_time(trained_run):
     report = json.loads((out / "classification_report.json").read_text())
     val_rows = [r for r in _rows(trained_run / "manifest.csv") if r["split"] == "val"]
     assert report["macro avg"]["support"] == len(val_rows) == len(_rows(out / "predictions.csv"))
+    macro = report["intervals"]["macro f1"]
+    assert macro["low"] <= report["macro avg"]["f1-score"] == macro["value"] <= macro["high"]
+    assert report["bootstrap"]["resamples"] == 2000 and 0 <= report["calibration"]["ece"] <= 1
+    assert "95% bootstrap intervals" in (out / "classification_report.txt").read_text()
     before = (out / "classification_report.json").read_bytes()
     again = run_module("facemix.evaluate", f"ckpt={ckpt}", "split=val")
     assert again.returncode == 0 and (trained_run / "evaluation" / "val-last-2" / "gallery.png").exists()
     assert (out / "classification_report.json").read_bytes() == before
+
+
+def test_evaluate_on_an_external_labelled_tree(trained_run, shared_data, tmp_path):
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    scan_cache = f"data.scan_cache={tmp_path / 'scan'}"
+    ran = run_module(
+        "facemix.evaluate", f"ckpt={ckpt}", "data=folder", f"data.root={shared_data / 'realfake'}", scan_cache
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    out = trained_run / "evaluation" / "external-realfake-last"
+    rows = _rows(out / "manifest.csv")
+    images = [p for p in (shared_data / "realfake").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    assert len(rows) == len(_rows(out / "predictions.csv")) == len(images)
+    assert {r["split"] for r in rows} == {"external"} and {r["label"] for r in rows} == {"real", "fake"}
+    report = json.loads((out / "classification_report.json").read_text())
+    assert report["masked"]["support"] == 0 and report["intervals"]["accuracy"]["high"] <= 1
+    for name in ("reliability.png", "gallery.png", "confusion_matrix.png", "per_source.md"):
+        assert (out / name).stat().st_size > 0, name
+
+    mask = f"data.root={shared_data / 'mask'}"
+    unmapped = run_module("facemix.evaluate", f"ckpt={ckpt}", "data=folder", mask, scan_cache)
+    assert unmapped.returncode != 0
+    message = unmapped.stdout + unmapped.stderr
+    assert "with_mask" in message and "without_mask" in message and "label_map" in message
+    assert "Traceback" not in message
+
+    mapped = run_module(
+        "facemix.evaluate",
+        f"ckpt={ckpt}",
+        "data=folder",
+        mask,
+        scan_cache,
+        "data.sources.folder.label_map={with_mask: masked, without_mask: real}",
+    )
+    assert mapped.returncode == 0, mapped.stderr[-3000:]
+    labels = {r["label"] for r in _rows(trained_run / "evaluation" / "external-mask-last" / "manifest.csv")}
+    assert labels == {"masked", "real"}
 
 
 def test_predict_reports_bad_files_and_predicts_the_rest(trained_run, data_dir, tmp_path):
@@ -87,6 +130,7 @@ def test_predict_reports_bad_files_and_predicts_the_rest(trained_run, data_dir, 
         f"ckpt={trained_run / 'checkpoints' / 'last.ckpt'}",
         f"inputs={inputs}",
         "top_k=2",
+        "cam=true",
         f"hydra.run.dir={out_dir}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -94,6 +138,8 @@ def test_predict_reports_bad_files_and_predicts_the_rest(trained_run, data_dir, 
     data = json.loads((out_dir / "predictions.json").read_text())
     assert len(data["predictions"]) == 4 and all(len(p["top"]) == 2 for p in data["predictions"])
     assert len(_rows(out_dir / "predictions.csv")) == 4
+    overlays = sorted((out_dir / "cam").glob("*.png"))
+    assert len(overlays) == 4 and all(p.stat().st_size > 0 for p in overlays)
 
     only_bad = run_module(
         "facemix.predict",
@@ -107,11 +153,15 @@ def test_predict_reports_bad_files_and_predicts_the_rest(trained_run, data_dir, 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_passes_parity_and_documents_preprocessing(trained_run, tmp_path, fmt):
     out = tmp_path / fmt
-    result = run_module(
-        "facemix.export", f"ckpt={trained_run / 'checkpoints' / 'last.ckpt'}", f"format={fmt}", f"output_dir={out}"
-    )
+    summary = json.loads((trained_run / "summary.json").read_text())
+    best = summary["best_checkpoint"]  # calibrate=true: the temperature lives in the best checkpoint
+    result = run_module("facemix.export", f"ckpt={best}", f"format={fmt}", f"output_dir={out}")
     assert result.returncode == 0, result.stderr[-3000:]
     sidecar = json.loads(next(out.glob("*.json")).read_text())
+    temperature = float(load_checkpoint(best)["state_dict"]["temperature"])
+    assert temperature != 1.0 and sidecar["output"]["temperature"] == pytest.approx(temperature)
+    assert summary["calibration"]["temperature"] == pytest.approx(temperature)
+    assert summary["calibration"]["nll_after"] <= summary["calibration"]["nll_before"] + 1e-9
     assert sidecar["parity"]["passed"] and sidecar["parity"]["images"] > 0
     assert sidecar["class_names"] == ["real", "fake", "masked"] and sidecar["input"]["shape"][2:] == [32, 32]
     assert sidecar["input"]["dtype"] == "uint8"  # normalisation is inside the exported graph
