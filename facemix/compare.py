@@ -101,8 +101,9 @@ def seed_table(runs: list[RunRecord]) -> str:
     for variant, members in groups.items():
         values = [_metric_values(m.report, class_names) for m in members]
         spreads = [seed_spread([v[n] for v in values]) for n in names]
-        label = " ".join(f"{k}={v}" for k, v in variant) or "(defaults)"
-        rows.append([label, str(len(members)), *(f"{x['mean']:.3f} ± {x['std']:.3f}" for x in spreads)])
+        rows.append(
+            [_variant_label(variant, runs), str(len(members)), *(f"{x['mean']:.3f} ± {x['std']:.3f}" for x in spreads)]
+        )
     return "Across seeds (mean ± sample std over the runs that differ only in seed):\n\n" + markdown(header, rows)
 
 
@@ -124,22 +125,31 @@ def read_predictions(run: RunRecord) -> dict[str, tuple[str, str]] | None:
 
 
 def paired_table(runs: list[RunRecord], labels: list[str], resamples: int = DEFAULT_RESAMPLES) -> str:
-    """Each finished run against the first (the baseline) on the test images both predicted: the paired
-    bootstrap interval of each difference; ``*`` marks an interval that excludes zero."""
+    """Each finished run against a run of the baseline variant (the first run's) that predicted exactly the same
+    test images (with seeds that change the split: the baseline run of the same seed): the paired bootstrap
+    interval of each difference; ``*`` marks an interval that excludes zero. Runs with no such partner are left
+    out (their test images differ, so no pairing is possible)."""
     finished = [(r, lab, read_predictions(r)) for r, lab in zip(runs, labels, strict=True) if r.report]
     finished = [(r, lab, p) for r, lab, p in finished if p]
     if len(finished) < 2:
         return ""
-    base_run, base_label, base = finished[0]
-    class_names = base_run.summary.get("class_names", [])
+    baseline_variant = variant_of(finished[0][0])
+    baselines = [(r, lab, p) for r, lab, p in finished if variant_of(r) == baseline_variant]
+    class_names = finished[0][0].summary.get("class_names", [])
     index = {c: i for i, c in enumerate(class_names)}
     names = [*SPREAD_METRICS, *(f"f1 {c}" for c in class_names)]
     header = ["run", "vs baseline", "images", *(f"Δ {n} [95% CI]" for n in names)]
     rows = []
-    for _, label, preds in finished[1:]:
-        shared = sorted(set(preds) & set(base))
-        if not shared or any(preds[p][0] != base[p][0] for p in shared):
-            continue  # different test images (or labels): no pairing possible
+    for run, label, preds in finished:
+        if variant_of(run) == baseline_variant:
+            continue
+        partner = next(((lab, p) for _, lab, p in baselines if set(p) == set(preds)), None)
+        if partner is None:
+            continue
+        base_label, base = partner
+        shared = sorted(preds)
+        if any(preds[p][0] != base[p][0] for p in shared):
+            continue  # same files, different labels: not the same test set
         y_true = [index[base[p][0]] for p in shared]
         diff = paired_bootstrap(
             y_true, [index[base[p][1]] for p in shared], [index[preds[p][1]] for p in shared], class_names, resamples
@@ -152,9 +162,16 @@ def paired_table(runs: list[RunRecord], labels: list[str], resamples: int = DEFA
     if not rows:
         return ""
     return (
-        f"Paired differences against the baseline ({base_label}), {resamples} bootstrap resamples of the shared "
-        "test images; * = the 95 % interval excludes zero:\n\n" + markdown(header, rows)
+        f"Paired differences against the baseline variant ({_variant_label(baseline_variant, runs)}) on the same "
+        f"test images, {resamples} bootstrap resamples; * = the 95 % interval excludes zero:\n\n"
+        + markdown(header, rows)
     )
+
+
+def _variant_label(variant: tuple[tuple[str, str], ...], runs: list[RunRecord]) -> str:
+    """Only the keys that tell variants apart (not the ones every run shares)."""
+    differing = set(differing_overrides(runs)) - {SEED_KEY}
+    return " ".join(f"{k}={v}" for k, v in variant if k in differing) or "(defaults)"
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -189,8 +206,8 @@ def bar_chart(runs: list[RunRecord], labels: list[str]):
 
 
 def compare(paths: Sequence[str | Path], out_dir: str | Path) -> str:
-    """Tabulate the runs at or below ``paths``; write comparison.csv / .md / .png into ``out_dir`` (a new folder: an
-    existing one gets a ``-2``, ``-3``... sibling, so nothing earlier is replaced)."""
+    """Tabulate the runs at or below ``paths``; write comparison.csv / .md / .png into ``out_dir`` (an empty or new
+    folder; one that already holds a comparison gets a ``-2``, ``-3``... sibling, so nothing earlier is replaced)."""
     run_dirs = find_runs(paths)
     if not run_dirs:
         raise FacemixConfigError(
@@ -208,7 +225,9 @@ def compare(paths: Sequence[str | Path], out_dir: str | Path) -> str:
     for section in (seed_table(runs), paired_table(runs, labels)):
         if section:
             table += "\n" + section
-    out = fresh_dir(Path(out_dir))
+    out = Path(out_dir)
+    if not (out.is_dir() and not any(out.glob("comparison.*"))):  # Hydra's fresh run dir is used as it is
+        out = fresh_dir(out)
     with open(out / "comparison.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([header, *rows])
     (out / "comparison.md").write_text(table)

@@ -75,9 +75,9 @@ def run_name(task_name: str, model: str, data: str | None, overrides: Sequence[s
         if not sep or key.startswith(PLACE_KEYS) or key in ("model", "data", "model.name", "experiment"):
             continue
         leaf = key.rsplit(".", 1)[-1]
-        if "." not in key and key != "seed":  # a group choice: augment=keras -> keras
+        if "." not in key and key != "seed" and value.lower() not in ("true", "false"):  # a group: augment=keras
             parts.append(value)
-        else:  # seed=1 -> seed1, trainer.max_epochs=3 -> max_epochs3, x.batch_norm=false -> batch_norm_false
+        else:  # seed=1 -> seed1, trainer.max_epochs=3 -> max_epochs3, calibrate=true -> calibrate_true
             parts.append(f"{leaf}{value}" if value[:1].isdigit() or value[:1] in "-." else f"{leaf}_{value}")
     name = "-".join(re.sub("_+", "_", _UNSAFE.sub("_", p)).strip("_.")[:40] for p in parts if p)
     return name[:100] or "run"

@@ -22,9 +22,13 @@ _POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool
 _PASS_THROUGH = (nn.Dropout, nn.Dropout2d, nn.Identity)
 
 
-def feature_layers(module: nn.Module, image_size: int) -> list[str]:
+MIN_CAM_SIDE = 4  # a 2 x 2 map upsampled to the picture says "left or right", not "mask or border"
+
+
+def feature_layers(module: nn.Module, image_size: int, min_side: int = 2) -> list[str]:
     """Names of the modules that output a spatial feature map (N x C x H x W, H and W >= 2), in execution order,
-    leaving out pooling / dropout / identity and containers that only hand on such an output."""
+    leaving out pooling / dropout / identity and containers that only hand on such an output; only maps of at least
+    ``min_side`` per side."""
     names = {m: n for n, m in module.named_modules()}
     pooled: list[torch.Tensor] = []  # the tensors themselves, not ids: a freed tensor's id is reused
     found: list[str] = []
@@ -35,7 +39,7 @@ def feature_layers(module: nn.Module, image_size: int) -> list[str]:
         if isinstance(m, _POOLING):
             pooled.append(out)
             return
-        if isinstance(m, _PASS_THROUGH) or min(out.shape[-2:]) < 2 or any(out is p for p in pooled):
+        if isinstance(m, _PASS_THROUGH) or min(out.shape[-2:]) < min_side or any(out is p for p in pooled):
             return
         if names[m]:
             found.append(names[m])
@@ -52,8 +56,9 @@ def feature_layers(module: nn.Module, image_size: int) -> list[str]:
 
 def default_cam_layer(module: nn.Module, image_size: int) -> str:
     """The last feature map before global pooling: VGG16's last conv block (its last ReLU, before the final max
-    pool), timm MobileNetV2's ``bn2`` (after ``conv_head``), any timm CNN's last stage."""
-    layers = feature_layers(module, image_size)
+    pool), timm MobileNetV2's ``bn2`` (after ``conv_head``), any timm CNN's last stage; at small inputs, where that
+    map is under MIN_CAM_SIDE per side (MobileNetV2 at 64 px: 2 x 2), the last one that is not."""
+    layers = feature_layers(module, image_size, MIN_CAM_SIDE) or feature_layers(module, image_size)
     if not layers:
         raise FacemixConfigError(
             f"no layer of {type(module).__name__} outputs a spatial feature map at {image_size} px, so Grad-CAM has "

@@ -66,6 +66,7 @@ def test_run_names_say_what_the_run_is_and_need_no_quoting():
     )
     odd = run_name("train", "m", "d", ["data.split={train: 0.9, val: 0.1}", "model.options.batch_norm=false"])
     assert odd == "m-d-split_train_0.9_val_0.1-batch_norm_false"
+    assert run_name("train", "m", "d", ["calibrate=true"]) == "m-d-calibrate_true"  # a flag, not a group choice
 
 
 def test_compare_takes_plain_paths_as_runs():

@@ -11,17 +11,18 @@ from facemix.models.module import ClassifierModule
 
 
 @pytest.mark.parametrize(
-    ("name", "options", "layer"),
+    ("name", "options", "size", "layer"),
     [
-        ("vgg16", {"batch_norm": True}, "net.backbone.42"),  # last ReLU of the last conv block, before max pool
-        ("vgg16", {"batch_norm": False}, "net.backbone.29"),
-        ("mobilenetv2", None, "net.backbone.bn2"),  # timm MobileNetV2 has no `features`
-        ("timm", {"timm_name": "resnet18"}, "net.backbone.layer4"),
+        ("vgg16", {"batch_norm": True}, 64, "net.backbone.42"),  # last ReLU of the last conv block (4 x 4)
+        ("vgg16", {"batch_norm": False}, 64, "net.backbone.29"),
+        ("mobilenetv2", None, 128, "net.backbone.bn2"),  # timm MobileNetV2 has no `features`; bn2 is 4 x 4
+        ("mobilenetv2", None, 64, "net.backbone.blocks.5.0.bn1"),  # bn2 is 2 x 2: the last 4 x 4 map
+        ("timm", {"timm_name": "resnet18"}, 128, "net.backbone.layer4"),
     ],
 )
-def test_default_layer_is_the_last_feature_map_before_pooling(name, options, layer):
-    module = ClassifierModule(name, 3, ["real", "fake", "masked"], 64, options=options)
-    assert default_cam_layer(module, 64) == layer
+def test_default_layer_is_the_last_usable_feature_map_before_pooling(name, options, size, layer):
+    module = ClassifierModule(name, 3, ["real", "fake", "masked"], size, options=options)
+    assert default_cam_layer(module, size) == layer
 
 
 class BrightnessNet(nn.Module):
