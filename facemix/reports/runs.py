@@ -74,8 +74,12 @@ def read_run(run: Path) -> RunRecord:
     overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
     parsed = dict(o.split("=", 1) if "=" in o else (o, "") for o in overrides or [])
     status = _status(run)
-    summary = json.loads((run / "summary.json").read_text()) if status == "finished" else {}
-    failed = run / "failed.json"
-    error = json.loads(failed.read_text()) if status == "failed" and failed.exists() else {}
-    message = f"{error['error']}: {error['message'].splitlines()[0][:200]}" if error else ""
+    name = "summary.json" if status == "finished" else "failed.json"
+    try:
+        summary = json.loads((run / "summary.json").read_text()) if status == "finished" else {}
+        failed = run / "failed.json"
+        error = json.loads(failed.read_text()) if status == "failed" and failed.exists() else {}
+        message = f"{error['error']}: {error['message'].splitlines()[0][:200]}" if error else ""
+    except (OSError, ValueError, KeyError, AttributeError) as exc:  # one unreadable run must not lose the table
+        return RunRecord(run, "unreadable", parsed, {}, f"{run / name} cannot be read ({exc}); re-run or remove it")
     return RunRecord(run, status, parsed, summary, message)

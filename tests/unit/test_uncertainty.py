@@ -153,3 +153,13 @@ def test_the_report_text_carries_the_intervals_and_the_calibration():
     text = format_report(report, CLASSES)
     assert "95% bootstrap intervals (300 resamples" in text and "macro f1" in text
     assert "expected calibration error" in text
+
+
+def test_a_corrupt_summary_is_listed_and_the_other_runs_stay_in_the_table(tmp_path):
+    y_true, y_pred = _predictions(50, 0.8, 11)
+    _fake_run(tmp_path, "0_good", 1, "balanced", y_true, y_pred)
+    broken = _fake_run(tmp_path, "1_broken", 1, "unbalanced", y_true, y_pred)
+    (broken.path / "summary.json").write_text('{"class_names": [')
+    table = compare([tmp_path], tmp_path / "out")
+    assert "| 0_good | finished |" in table and "| 1_broken | unreadable |" in table
+    assert f"{broken.path / 'summary.json'} cannot be read" in table
