@@ -65,11 +65,7 @@ def calibrate_checkpoint(ckpt: str | Path, split: str = "val", batch_size: int =
     so evaluate, predict and export all use it. Returns T with the split's NLL and ECE before and after."""
     module = load_module(ckpt)
     samples = _split_samples(run_dir_of(ckpt), split)
-    dataset = ManifestDataset(
-        samples,
-        {c: i for i, c in enumerate(module.class_names)},
-        eval_transform(module.hparams.image_size, module.hparams.get("interpolation", "area")),
-    )
+    dataset = _eval_dataset(module, samples)
     logits, targets = predict_logits(module.eval(), dataset, batch_size, num_workers), np.asarray(dataset.targets)
     t = fit_temperature(logits, targets)
     logits_t = torch.as_tensor(logits).double()
@@ -167,6 +163,34 @@ def _log_to_tensorboard(run_dir: Path, split: str, figures: dict[str, plt.Figure
             writer.add_figure(f"eval_{split}/{name}", fig, close=False)
 
 
+def _eval_dataset(module, samples: Sequence[Sample]) -> ManifestDataset:
+    """The samples as the module was trained to see them at evaluation (its size and interpolation)."""
+    transform = eval_transform(module.hparams.image_size, module.hparams.get("interpolation", "area"))
+    return ManifestDataset(samples, {c: i for i, c in enumerate(module.class_names)}, transform)
+
+
+def _evaluate_samples(
+    module, samples, run_dir: Path, split: str, out: Path, batch_size: int, num_workers: int, **report
+) -> dict:
+    """Predict ``samples`` with ``module`` and write the whole report set into ``out``."""
+    dataset = _eval_dataset(module, samples)
+    probs = predict_probabilities(module.eval(), dataset, batch_size, num_workers)
+    y_true = np.asarray(dataset.targets)
+    return write_evaluation(
+        out,
+        run_dir,
+        split,
+        samples,
+        dataset,
+        probs,
+        y_true,
+        probs.argmax(axis=1),
+        module.class_names,
+        module=module,
+        **report,
+    )
+
+
 def evaluate_checkpoint(
     ckpt: str | Path,
     split: str = "test",
@@ -217,27 +241,18 @@ def evaluate_module(
     was trained with (its hparams); ``fresh``: write into a new ``output_dir[-N]`` instead of ``output_dir``."""
     run_dir = Path(run_dir)
     samples = _split_samples(run_dir, split)
-    class_names = module.class_names
-    hparams = module.hparams
-    transform = eval_transform(hparams.image_size, hparams.get("interpolation", "area"))
-    dataset = ManifestDataset(samples, {c: i for i, c in enumerate(class_names)}, transform)
-    probs = predict_probabilities(module.eval(), dataset, batch_size, num_workers)
-    y_true, y_pred = np.asarray(dataset.targets), probs.argmax(axis=1)
     out = _output_dir(output_dir, fresh)
-    return write_evaluation(
-        out,
+    return _evaluate_samples(
+        module,
+        samples,
         run_dir,
         split,
-        samples,
-        dataset,
-        probs,
-        y_true,
-        y_pred,
-        class_names,
-        gallery_size,
-        tensorboard,
-        resamples,
-        module=module,
+        out,
+        batch_size,
+        num_workers,
+        gallery_size=gallery_size,
+        tensorboard=tensorboard,
+        resamples=resamples,
         cam=cam,
         cam_layer=cam_layer,
     )
@@ -364,25 +379,16 @@ def evaluate_external(
     requested = output_dir or run_dir / "evaluation" / f"external-{tree}-{Path(ckpt).stem}"
     out = _output_dir(requested, fresh=output_dir is None)
     write_manifest(samples, out / "manifest.csv")
-    hparams = module.hparams
-    transform = eval_transform(hparams.image_size, hparams.get("interpolation", "area"))
-    dataset = ManifestDataset(samples, {c: i for i, c in enumerate(module.class_names)}, transform)
-    probs = predict_probabilities(module.eval(), dataset, batch_size, num_workers)
-    y_true = np.asarray(dataset.targets)
-    return write_evaluation(
-        out,
+    return _evaluate_samples(
+        module,
+        samples,
         run_dir,
         "external",
-        samples,
-        dataset,
-        probs,
-        y_true,
-        probs.argmax(axis=1),
-        module.class_names,
-        gallery_size,
-        tensorboard=True,
+        out,
+        batch_size,
+        num_workers,
+        gallery_size=gallery_size,
         resamples=resamples,
-        module=module,
         cam=cam,
         cam_layer=cam_layer,
     )

@@ -55,6 +55,13 @@ def _resample_index(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
+def _point_and_resampled(y_true: np.ndarray, y_pred, class_names: Sequence[str], index: np.ndarray) -> tuple:
+    """Metrics on all images, and on each resample ``index`` [resamples, n]."""
+    y_pred, k = np.asarray(y_pred, dtype=np.int64), len(class_names)
+    point = metrics_of_confusions(_confusions(y_true, y_pred, k, np.arange(len(y_true))[None]), class_names)
+    return point, metrics_of_confusions(_confusions(y_true, y_pred, k, index), class_names)
+
+
 def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(values, [tail, 100 - tail])
@@ -70,13 +77,11 @@ def bootstrap_intervals(
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Percentile bootstrap interval of every metric over the images: ``{metric: {value, low, high}}``."""
-    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    k = len(class_names)
-    point = metrics_of_confusions(_confusions(y_true, y_pred, k, np.arange(len(y_true))[None]), class_names)
+    y_true = np.asarray(y_true, dtype=np.int64)
     if len(y_true) == 0:
         return {}
     index = _resample_index(len(y_true), resamples, seed)
-    stats = metrics_of_confusions(_confusions(y_true, y_pred, k, index), class_names)
+    point, stats = _point_and_resampled(y_true, y_pred, class_names, index)
     return {
         name: {"value": float(point[name][0]), **dict(zip(("low", "high"), _interval(stats[name], confidence)))}
         for name in metric_names(class_names)
@@ -96,16 +101,11 @@ def paired_bootstrap(
     images for both models, so the shared difficulty of the images cancels and small real differences show.
     ``{metric: {difference, low, high, excludes_zero}}``."""
     y_true = np.asarray(y_true, dtype=np.int64)
-    pred_a, pred_b = np.asarray(pred_a, dtype=np.int64), np.asarray(pred_b, dtype=np.int64)
-    k, n = len(class_names), len(y_true)
-    if n == 0:
+    if len(y_true) == 0:
         return {}
-    everything = np.arange(n)[None]
-    point_a = metrics_of_confusions(_confusions(y_true, pred_a, k, everything), class_names)
-    point_b = metrics_of_confusions(_confusions(y_true, pred_b, k, everything), class_names)
-    index = _resample_index(n, resamples, seed)
-    stats_a = metrics_of_confusions(_confusions(y_true, pred_a, k, index), class_names)
-    stats_b = metrics_of_confusions(_confusions(y_true, pred_b, k, index), class_names)
+    index = _resample_index(len(y_true), resamples, seed)  # one set of images per resample, for both models
+    point_a, stats_a = _point_and_resampled(y_true, pred_a, class_names, index)
+    point_b, stats_b = _point_and_resampled(y_true, pred_b, class_names, index)
     out = {}
     for name in metric_names(class_names):
         low, high = _interval(stats_b[name] - stats_a[name], confidence)
