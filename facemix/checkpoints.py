@@ -6,7 +6,7 @@ plain containers, and loads them with ``torch.load(weights_only=True)``, which r
 
 from __future__ import annotations
 
-import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -18,18 +18,77 @@ class UnsafeCheckpointError(FacemixConfigError):
     """The file needs arbitrary pickled objects to load; facemix refuses to execute them."""
 
 
-def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
+class BadCheckpointError(FacemixConfigError):
+    """The file is not a readable facemix checkpoint: not a checkpoint at all, truncated, or corrupt."""
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_MAGIC = b"\x80"  # torch.save's legacy (pre-1.6) format is a bare pickle
+_ADVICE = "Pass a .ckpt from a run dir's checkpoints/ folder (ckpt_path=<run dir> picks its last.ckpt)."
+
+
+def _why_unloadable(path: Path, exc: BaseException) -> FacemixConfigError:
+    """Tell apart the four ways a checkpoint fails to load; the first three are checked on the bytes, so a damaged
+    file is never called unsafe (torch reports both as an unpickling error)."""
+    with path.open("rb") as f:
+        head = f.read(4)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    reason = next((line for line in lines if "unsupported" in line.lower()), lines[-1])[:200]
+    if not head.startswith(_ZIP_MAGIC) and not head.startswith(_PICKLE_MAGIC):
+        return BadCheckpointError(
+            f"{path} is not a checkpoint: it is not a file written by torch.save (it starts with {head!r}). {_ADVICE}"
+        )
+    if head.startswith(_ZIP_MAGIC):
+        if not zipfile.is_zipfile(path):
+            return BadCheckpointError(
+                f"{path} is truncated: the checkpoint archive ends before its index ({path.stat().st_size} bytes), "
+                f"as when a copy or a save was cut off. Copy it again, or resume from the run's other checkpoint "
+                f"(last.ckpt or an epoch_*.ckpt). {_ADVICE}"
+            )
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as zip_exc:
+            damaged = f"({zip_exc})"
+        if damaged is not None:
+            return BadCheckpointError(
+                f"{path} is corrupt: its member {damaged} fails its checksum (bytes changed on disk or in a copy). "
+                f"Copy it again from where it was written, or use another checkpoint of the run. {_ADVICE}"
+            )
+    if "weights only load failed" in str(exc).lower() and "unsupported" in str(exc).lower():
+        return UnsafeCheckpointError(
+            f"{path} cannot be loaded as weights only: it holds pickled objects that would run code when loaded "
+            f"({reason}). facemix refuses to execute it. Use a checkpoint written by facemix.train, or re-save a "
+            "trusted one as a plain state dict."
+        )
+    return BadCheckpointError(f"{path} could not be read as a checkpoint ({reason}); it may be damaged. {_ADVICE}")
+
+
+def load_checkpoint(path: str | Path, mmap: bool = False, verify: bool = True) -> dict:
+    """A checkpoint's contents, loaded without running pickled code; every failure is one of four user messages
+    (not a checkpoint, truncated, corrupt, unsafe), each naming the file.
+
+    ``verify`` checks every member's CRC first (about 1 s per GB): torch itself never looks at them, so flipped
+    bytes in the weights would otherwise load silently as wrong weights."""
     path = Path(path)
     if not path.is_file():
-        raise FacemixConfigError(f"ckpt={path} is not a file. Pass a .ckpt from a run dir's checkpoints/ folder.")
+        raise FacemixConfigError(f"ckpt={path} is not a file. {_ADVICE}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as exc:
-        raise UnsafeCheckpointError(
-            f"{path} cannot be loaded as weights only: it holds pickled objects that would run code when loaded "
-            f"({str(exc).splitlines()[-1][:200]}). facemix refuses to execute it. Use a checkpoint written by "
-            "facemix.train, or re-save a trusted one as a plain state dict."
-        ) from exc
+        if verify and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+            if damaged is not None:
+                raise zipfile.BadZipFile(f"bad CRC in {damaged}")
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as exc:
+        raise _why_unloadable(path, exc) from exc
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        kind = "a state dict of weights" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
+        raise BadCheckpointError(
+            f"{path} is not a training checkpoint: it holds {kind}, without the state_dict / hyper_parameters that "
+            f"facemix.train saves. A weights file can start a new run as model.pretrained={path}. {_ADVICE}"
+        )
+    return ckpt
 
 
 def load_module(path: str | Path):
@@ -37,12 +96,26 @@ def load_module(path: str | Path):
     from facemix.models.module import ClassifierModule, with_temperature
 
     ckpt = load_checkpoint(path)
-    if "hyper_parameters" not in ckpt or "state_dict" not in ckpt:
-        raise FacemixConfigError(f"{path} is not a facemix training checkpoint (no hyper_parameters / state_dict).")
+    if "hyper_parameters" not in ckpt:
+        raise BadCheckpointError(f"{path} is not a facemix training checkpoint (no hyper_parameters). {_ADVICE}")
     hparams = {**ckpt["hyper_parameters"], "pretrained": False}  # the weights come from the checkpoint
     module = ClassifierModule(**hparams)
-    module.load_state_dict(with_temperature(ckpt["state_dict"]))
+    try:
+        module.load_state_dict(with_temperature(ckpt["state_dict"]))
+    except RuntimeError as exc:
+        first_mismatch = [line.strip() for line in str(exc).splitlines() if line.strip()][-1][:200]
+        raise BadCheckpointError(
+            f"{path} says it is a '{hparams.get('name')}' model with {hparams.get('num_classes')} classes, but its "
+            f"weights do not fit that network ({first_mismatch}). "
+            "The file was edited or mixed from two runs; use a checkpoint as facemix.train wrote it."
+        ) from exc
     return module.eval()
+
+
+def architecture_of(ckpt: dict) -> str:
+    """``simple_cnn, 3 classes, 64 px`` — how a checkpoint's network is named in messages."""
+    hp = ckpt.get("hyper_parameters") or {}
+    return f"{hp.get('name', '?')}, {hp.get('num_classes', '?')} classes, {hp.get('image_size', '?')} px"
 
 
 def run_dir_of(ckpt: str | Path) -> Path:

@@ -21,6 +21,7 @@ from facemix.errors import FacemixConfigError, user_errors_exit
 from facemix.reports.plots import plt, save_figure
 from facemix.reports.runs import RunRecord, find_runs, fresh_dir, read_run
 from facemix.reports.uncertainty import DEFAULT_RESAMPLES, paired_bootstrap, seed_spread
+from facemix.validation import validate_config
 
 HIDDEN_OVERRIDES = {"hydra.run.dir", "hydra.sweep.dir", "paths.data_dir", "hydra.job.num"}
 SEED_KEY = "seed"
@@ -217,9 +218,9 @@ def compare(paths: Sequence[str | Path], out_dir: str | Path) -> str:
     runs = [read_run(p) for p in run_dirs]
     header, rows = comparison_rows(runs)
     table = markdown(header, rows)
-    failures = [f"- {r.path}: {r.error}" for r in runs if r.error]
+    failures = [f"- {r.path} ({r.status}): {r.error}" for r in runs if r.error]
     if failures:
-        table += "\nFailed runs:\n" + "\n".join(failures) + "\n"
+        table += "\nRuns that did not finish:\n" + "\n".join(failures) + "\n"
     keys = differing_overrides(runs)
     labels = [" ".join(r.overrides.get(k, "") for k in keys) or r.path.name for r in runs]
     for section in (seed_table(runs), paired_table(runs, labels)):
@@ -255,6 +256,7 @@ def paths_as_override(argv: Sequence[str]) -> list[str]:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="compare")
 def _main(cfg: DictConfig) -> None:
     with user_errors_exit():
+        validate_config(cfg)
         runs = [str(cfg.runs)] if isinstance(cfg.runs, str) else [str(r) for r in cfg.runs]
         compare(runs, cfg.output_dir or cfg.paths.output_dir)
 

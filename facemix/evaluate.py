@@ -41,6 +41,7 @@ from facemix.reports.plots import (
 )
 from facemix.reports.runs import fresh_dir
 from facemix.reports.uncertainty import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, bootstrap_intervals, calibration
+from facemix.validation import validate_config
 
 log = logging.getLogger("facemix.evaluate")
 
@@ -397,6 +398,7 @@ def evaluate_external(
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     with user_errors_exit():
+        validate_config(cfg)
         if cfg.get("data") is not None:
             evaluate_external(
                 cfg.ckpt,

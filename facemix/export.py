@@ -26,6 +26,7 @@ from facemix.data.manifest import read_manifest
 from facemix.errors import FacemixConfigError, user_errors_exit
 from facemix.models.module import normalize_pixels
 from facemix.reports.runs import fresh_dir
+from facemix.validation import validate_config
 
 log = logging.getLogger("facemix.export")
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
@@ -173,6 +174,7 @@ def export(ckpt: str | Path, fmt: str = "onnx", output_dir: str | Path | None = 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="export")
 def main(cfg: DictConfig) -> None:
     with user_errors_exit():
+        validate_config(cfg)
         export(cfg.ckpt, cfg.format, cfg.get("output_dir"), cfg.atol)
 
 

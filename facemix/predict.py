@@ -29,6 +29,7 @@ from facemix.data.sources import IMAGE_EXTENSIONS
 from facemix.errors import FacemixConfigError, user_errors_exit
 from facemix.models.explain import grad_cam, overlay
 from facemix.reports.plots import to_uint8_image
+from facemix.validation import validate_config
 
 log = logging.getLogger("facemix.predict")
 DECODE_ERRORS = (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError)
@@ -156,6 +157,7 @@ def print_predictions(result: dict, console: Console | None = None) -> None:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")
 def main(cfg: DictConfig) -> None:
     with user_errors_exit():
+        validate_config(cfg)
         inputs = list(cfg.inputs) if isinstance(cfg.inputs, ListConfig) else str(cfg.inputs)
         result = predict(cfg.ckpt, inputs, cfg.top_k, cfg.batch_size, cfg.cam, cfg.get("cam_layer"))
         print_predictions(result)

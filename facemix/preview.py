@@ -15,6 +15,7 @@ from facemix.config import CONFIG_PATH, register_resolvers
 from facemix.errors import user_errors_exit
 from facemix.reports.plots import augmentation_grid, save_figure
 from facemix.train import build_datamodule, preprocessing_of
+from facemix.validation import validate_config
 
 log = logging.getLogger("facemix.preview")
 
@@ -35,6 +36,7 @@ register_resolvers()  # the train config's run dir depends on ckpt_path
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="preview")
 def main(cfg: DictConfig) -> None:
     with user_errors_exit():
+        validate_config(cfg)
         preview(cfg)
 
 

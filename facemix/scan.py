@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from facemix.config import CONFIG_PATH, register_resolvers
 from facemix.errors import user_errors_exit
 from facemix.train import build_datamodule, preprocessing_of
+from facemix.validation import validate_config
 
 
 def scan(cfg: DictConfig) -> dict:
@@ -55,6 +56,7 @@ register_resolvers()  # the train config's run dir depends on ckpt_path
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="scan")
 def main(cfg: DictConfig) -> None:
     with user_errors_exit():
+        validate_config(cfg)
         scan(cfg)
 
 

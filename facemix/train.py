@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import hydra
@@ -24,11 +26,13 @@ from facemix.checkpoints import load_checkpoint
 from facemix.config import CONFIG_PATH, register_resolvers, resume_checkpoint
 from facemix.config_tree import print_config_tree
 from facemix.distributed import is_rank_zero, one_job_for_ddp
-from facemix.errors import record_failure, user_errors_exit
+from facemix.errors import FacemixConfigError, record_failure, user_errors_exit
 from facemix.evaluate import calibrate_checkpoint, evaluate_checkpoint, evaluate_module
 from facemix.loggers import log_run_end, log_run_start, run_params
 from facemix.models.preprocessing import Preprocessing, resolve_preprocessing
 from facemix.models.pretrained import uses_pretrained_weights
+from facemix.preflight import RUN_MARKERS, prepare_train_command
+from facemix.validation import validate_config
 
 log = logging.getLogger("facemix.train")
 register_resolvers()  # before @hydra.main composes: the run dir depends on ckpt_path
@@ -70,17 +74,56 @@ def build_datamodule(cfg: DictConfig, prep: Preprocessing, **kwargs) -> pl.Light
 
 def _guard_run_dir(output_dir: Path, resuming: bool) -> None:
     """Never overwrite an earlier run's results (a resumed run writes into its own dir on purpose; DDP ranks > 0
-    join rank 0's dir)."""
-    if not resuming and is_rank_zero() and (output_dir / "checkpoints").exists():
+    join rank 0's dir). ``preflight`` refuses such a dir before Hydra writes; this catches what reaches a job
+    another way (a sweep, a notebook calling ``train``)."""
+    held = [m for m in RUN_MARKERS if m != ".hydra" and (output_dir / m).exists()]
+    if not resuming and is_rank_zero() and held:
         raise FileExistsError(
-            f"{output_dir} already holds a run's checkpoints. Start a new run dir (the default hydra.run.dir is "
-            "unique per start) or resume it with ckpt_path=<its checkpoint>."
+            f"{output_dir} already holds a run ({', '.join(held)}). Start a new run dir (the default hydra.run.dir "
+            "is unique per start) or resume it with ckpt_path=<its run dir>."
+        )
+
+
+KEPT_ON_RESUME = (
+    "train.log",
+    "manifest.csv",
+    "dataset_card.md",
+    "dataset_card.png",
+    "dataset_card.json",
+)  # the data stays
+
+
+def _keep_earlier_reports(output_dir: Path) -> None:
+    """Training a finished run further writes new reports: the earlier ones move to ``earlier/<time>/`` first, so
+    nothing a user has is overwritten."""
+    if not (output_dir / "summary.json").exists():
+        return
+    archive = output_dir / "earlier" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    archive.mkdir(parents=True)
+    for path in output_dir.iterdir():
+        if path.is_file() and path.name not in KEPT_ON_RESUME:
+            path.rename(archive / path.name)
+    log.info("the run had finished; its earlier reports moved to %s", archive)
+
+
+def _check_resumed_architecture(resume_from: str, cfg: DictConfig) -> None:
+    """A checkpoint of another network than the config builds: one paragraph naming both (instead of Lightning's
+    state-dict size mismatch at the first step)."""
+    hparams = load_checkpoint(resume_from, mmap=True, verify=False).get("hyper_parameters") or {}
+    wanted = {"name": cfg.model.name, "num_classes": len(cfg.data.classes) if cfg.data.get("classes") else None}
+    differs = [k for k, v in wanted.items() if v is not None and hparams.get(k) not in (None, v)]
+    if differs:
+        raise FacemixConfigError(
+            f"ckpt_path={resume_from} holds a {hparams.get('name')} network for {hparams.get('num_classes')} classes "
+            f"({hparams.get('class_names')}), but this config builds {cfg.model.name} for "
+            f"{wanted['num_classes'] or '?'} classes. Resume with the run's own config (ckpt_path=<its run dir> "
+            "replays it), or start a new run without ckpt_path."
         )
 
 
 def _epoch_of(ckpt: str) -> int | None:
     # memory-mapped: reads the one integer, not the hundreds of MB of weights and optimizer state beside it
-    return int(load_checkpoint(ckpt, mmap=True)["epoch"]) if ckpt else None
+    return int(load_checkpoint(ckpt, mmap=True, verify=False)["epoch"]) if ckpt else None
 
 
 def _best_score(trainer: pl.Trainer) -> float | None:
@@ -99,8 +142,13 @@ def _hydra_runtime() -> tuple[dict, list[str]]:
 def train(cfg: DictConfig) -> float | None:
     """Fit, test the best checkpoint, write the report; return ``cfg.optimized_metric`` (for sweepers)."""
     output_dir = Path(cfg.paths.output_dir)
+    validate_config(cfg)
     resume_from = resume_checkpoint(cfg.get("ckpt_path"), output_dir)
     _guard_run_dir(output_dir, resuming=resume_from is not None)
+    if resume_from:
+        _check_resumed_architecture(resume_from, cfg)
+        if is_rank_zero():
+            _keep_earlier_reports(output_dir)
     with one_job_for_ddp(output_dir):
         return _fit_test_report(cfg, output_dir, resume_from)
 
@@ -126,7 +174,9 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
     )
     loggers = _instantiate_all(cfg.get("logger"))
     trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")), logger=loggers or False
+        cfg.trainer,
+        callbacks=_instantiate_all(cfg.get("callbacks")),
+        logger=loggers or False,
     )
     choices, overrides = _hydra_runtime()
     tags = [str(t) for t in cfg.get("tags") or []]
@@ -169,6 +219,7 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
             "test_report": report,
         }
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        _clear_failure_record(output_dir)
         final = {
             "val_f1_best": summary["val_f1_best"],
             "test_acc": report["accuracy"],
@@ -185,6 +236,16 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
     return _optimized_value(cfg.get("optimized_metric"), trainer, metrics)
 
 
+def _clear_failure_record(output_dir: Path) -> None:
+    """A resumed run that finishes is finished: the record of its interruption goes (into the log, not lost)."""
+    failed = output_dir / "failed.json"
+    if failed.exists():
+        log.info(
+            "run finished after an earlier stop; removing its record: %s", " ".join(failed.read_text().split())[:500]
+        )
+        failed.unlink()
+
+
 def _optimized_value(name: str | None, trainer: pl.Trainer, metrics: dict[str, float]) -> float | None:
     """The checkpointed (best) epoch's value when the sweep optimises what checkpointing monitors, else the last."""
     if not name:
@@ -196,7 +257,7 @@ def _optimized_value(name: str | None, trainer: pl.Trainer, metrics: dict[str, f
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def _hydra_main(cfg: DictConfig) -> float | None:
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     if is_rank_zero():
         choices, overrides = _hydra_runtime()
@@ -204,6 +265,13 @@ def main(cfg: DictConfig) -> float | None:
     # in a sweep a failed job is recorded and raised as an exception, so Hydra runs the remaining jobs
     with record_failure(Path(cfg.paths.output_dir), write=is_rank_zero()), user_errors_exit(exit=not in_sweep):
         return train(cfg)
+
+
+def main() -> float | None:
+    """The console script: the command line is checked (and a resume replayed) before Hydra writes anything."""
+    with user_errors_exit():
+        sys.argv = prepare_train_command(sys.argv)
+    return _hydra_main()
 
 
 if __name__ == "__main__":

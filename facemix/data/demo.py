@@ -33,6 +33,7 @@ from facemix.config import CONFIG_PATH
 from facemix.data.shared import build_once, private_name, remove_leftovers
 from facemix.errors import user_errors_exit
 from facemix.progress import track
+from facemix.validation import validate_config
 
 # Sizes of the real data sets; the demo keeps their proportions (fake is the small minority once merged).
 REAL_COUNTS = {
@@ -371,6 +372,7 @@ def _draw_one(job: tuple[Path, str, str, int]) -> None:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="demo")
 def main(cfg: DictConfig) -> None:
     with user_errors_exit():
+        validate_config(cfg)
         root = write_demo(cfg.root, float(cfg.scale), int(cfg.seed))
         print(f"demo data set: {root} ({len(demo_plan(float(cfg.scale)))} images)")
 

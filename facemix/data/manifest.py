@@ -59,6 +59,14 @@ def infer_classes(specs: Sequence[SourceSpec]) -> list[str]:
     names: set[str] = set()
     for spec in specs:
         names.update(spec.label_map.values() if spec.label_map is not None else source_labels(spec))
+    if len(names) < 2:
+        roots = ", ".join(str(spec.root) for spec in specs)
+        found = f"only the class {sorted(names)[0]!r}" if names else "no class folders"
+        raise FacemixConfigError(
+            f"{roots}: {found} found. A classifier needs at least 2 classes, one folder per class holding its "
+            "images (<root>/<class>/*.jpg, or <root>/<split>/<class>/*.jpg). Point data.root at such a tree, or add "
+            "a source with data.sources.<name>.root=..."
+        )
     return sorted(names)
 
 

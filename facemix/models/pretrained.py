@@ -87,12 +87,14 @@ def create_timm(model_name: str, pretrained: Pretrained = False, **kwargs) -> nn
     weights = timm_weights_kwargs(model_name, pretrained)
     try:
         return timm.create_model(model_name, **weights, **kwargs)
-    except (OSError, RuntimeError, ValueError) as exc:
-        if weights.get("pretrained") and "pretrained_cfg_overlay" not in weights:
-            raise PretrainedWeightsUnavailable(_offline_advice(model_name)) from exc
+    except Exception as exc:  # a file that is not weights fails in pickle, safetensors or load_state_dict
         if "pretrained_cfg_overlay" in weights:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:300]
             raise FacemixConfigError(
                 f"model.pretrained file {weights['pretrained_cfg_overlay']['file']} could not be loaded into timm "
-                f"model '{model_name}': {exc}. It must be a state dict saved from that same architecture."
+                f"model '{model_name}' ({type(exc).__name__}: {reason}). It must be a .safetensors / .pth state dict "
+                "saved from that same architecture; pass another file, or model.pretrained=false."
             ) from exc
+        if weights.get("pretrained") and isinstance(exc, (OSError, RuntimeError, ValueError)):
+            raise PretrainedWeightsUnavailable(_offline_advice(model_name)) from exc
         raise

@@ -61,7 +61,10 @@ def _status(run: Path) -> str:
     if (run / "summary.json").exists():
         return "finished"
     if (run / "failed.json").exists():
-        return "failed"
+        try:  # interrupted runs say so; older records have no status
+            return str(json.loads((run / "failed.json").read_text()).get("status", "failed"))
+        except (OSError, ValueError, AttributeError):
+            return "failed"
     log = next(iter(run.glob("*.log")), None)
     text = log.read_text(errors="replace") if log else ""
     if "Error" in text or "Traceback" in text:
@@ -78,7 +81,7 @@ def read_run(run: Path) -> RunRecord:
     try:
         summary = json.loads((run / "summary.json").read_text()) if status == "finished" else {}
         failed = run / "failed.json"
-        error = json.loads(failed.read_text()) if status == "failed" and failed.exists() else {}
+        error = json.loads(failed.read_text()) if status in ("failed", "interrupted") and failed.exists() else {}
         message = f"{error['error']}: {error['message'].splitlines()[0][:200]}" if error else ""
     except (OSError, ValueError, KeyError, AttributeError) as exc:  # one unreadable run must not lose the table
         return RunRecord(run, "unreadable", parsed, {}, f"{run / name} cannot be read ({exc}); re-run or remove it")

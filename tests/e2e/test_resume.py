@@ -1,4 +1,5 @@
-"""Resume after a hard kill, and same seed -> same results."""
+"""Resume after SIGTERM (what SLURM sends before a time-out) exactly as the README shows it, and same seed -> same
+results."""
 
 import csv
 import json
@@ -12,7 +13,13 @@ import torch
 
 from tests.helpers import REPO, run_train, tensorboard_scalars, tiny_overrides
 
-SLOW_EPOCHS = ["model=vgg16", "trainer.max_epochs=3", "trainer.limit_train_batches=1.0", "data.samples_per_epoch=480"]
+# a non-default model and size (tiny_overrides: 32 px), epochs long enough to stop one in the middle
+SLOW_EPOCHS = [
+    "model=mobilenetv2",
+    "trainer.max_epochs=3",
+    "trainer.limit_train_batches=1.0",
+    "data.samples_per_epoch=960",
+]
 
 
 def _wait_for_loadable(path, proc, timeout=240):
@@ -28,7 +35,7 @@ def _wait_for_loadable(path, proc, timeout=240):
     raise AssertionError(f"{path} never appeared")
 
 
-def test_resume_after_sigkill_completes_with_continuous_logs(data_dir, tmp_path):
+def test_sigterm_records_interrupted_and_the_readme_resume_finishes_the_same_run(data_dir, tmp_path):
     run_dir = tmp_path / "run"
     overrides = [*tiny_overrides(data_dir, run_dir), *SLOW_EPOCHS]
     proc = subprocess.Popen(
@@ -40,28 +47,36 @@ def test_resume_after_sigkill_completes_with_continuous_logs(data_dir, tmp_path)
     )
     try:
         first = _wait_for_loadable(run_dir / "checkpoints" / "last.ckpt", proc)
-        time.sleep(0.5)  # into the next epoch (3 epochs of 60 steps: well before the end)
+        time.sleep(0.5)  # into the next epoch (3 epochs of 120 steps: well before the end)
         assert proc.poll() is None
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143  # 128 + SIGTERM, as a shell reports it; never 0
     finally:
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
     assert first["epoch"] == 0 and not (run_dir / "summary.json").exists()
+    record = json.loads((run_dir / "failed.json").read_text())
+    assert record["status"] == "interrupted" and record["error"] == "SIGTERM"
+    assert record["completed_epochs"] in (1, 2) and record["resume_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert f"ckpt_path={run_dir}" in record["message"]
     config_before = (run_dir / ".hydra" / "config.yaml").read_bytes()
 
-    resumed = [o for o in overrides if not o.startswith("hydra.run.dir")]
-    result = run_train(f"ckpt_path={run_dir}", *resumed)  # the run dir is enough: it resumes there
+    result = run_train(f"ckpt_path={run_dir}")  # verbatim README: the run's model, size and data are replayed
     assert "Restored all states from the checkpoint" in result.stdout + result.stderr
 
+    assert not (run_dir / "failed.json").exists()  # finished now: no stale failure record
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["best_checkpoint"].startswith(str(run_dir))
+    assert summary["preprocessing"]["image_size"] == 32
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert last["global_step"] == 3 * 480 // 8  # all three epochs' steps done (480 draws per epoch, batch 8)
+    assert last["hyper_parameters"]["name"] == "mobilenetv2"
+    assert last["global_step"] == 3 * 960 // 8  # all three epochs' steps done (960 draws per epoch, batch 8)
     assert (run_dir / ".hydra" / "config.yaml").read_bytes() == config_before  # first start's config kept
     assert len(list((run_dir / ".hydra").glob("resumed-*/config.yaml"))) == 1
 
     with open(run_dir / "csv" / "metrics.csv") as fh:
         val_epochs = [int(r["epoch"]) for r in csv.DictReader(fh) if r.get("val/loss")]
-    assert val_epochs == [0, 1, 2]  # the epoch before the kill kept, none repeated
+    assert val_epochs == [0, 1, 2]  # the epochs before the stop kept, none repeated
     scalars = tensorboard_scalars(run_dir, with_steps=True)
     for tag in ("val/loss", "train/loss", "val/f1_macro"):
         steps = [step for step, _ in scalars[tag]]

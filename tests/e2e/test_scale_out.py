@@ -35,7 +35,7 @@ def test_grid_keeps_finished_jobs_when_others_fail_and_compare_lists_both(data_d
 
     table = compare([sweep], tmp_path / "cmp")
     assert table.count("| finished |") == 2 and table.count("| failed |") == 2
-    assert "Failed runs:" in table and "data.image_size=16 is too small" in table
+    assert "Runs that did not finish:" in table and "data.image_size=16 is too small" in table
     assert (tmp_path / "cmp" / "comparison.md").exists() and (tmp_path / "cmp" / "comparison.png").exists()
     compare([sweep], tmp_path / "cmp")  # again: a new folder beside the first, nothing replaced
     assert (tmp_path / "cmp-2" / "comparison.md").read_text() == (tmp_path / "cmp" / "comparison.md").read_text()

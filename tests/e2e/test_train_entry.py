@@ -80,7 +80,7 @@ def test_a_second_run_never_overwrites_the_first(data_dir, tmp_path):
     run_train("model=simple_cnn", *tiny_overrides(data_dir, run_dir), "trainer.max_epochs=1")
     before = (run_dir / "classification_report.json").read_bytes()
     result = run_train("model=simple_cnn", *tiny_overrides(data_dir, run_dir), "trainer.max_epochs=1", check=False)
-    assert result.returncode == 2 and "already holds a run" in result.stdout + result.stderr
+    assert result.returncode == 2 and "already holds an earlier run" in result.stdout + result.stderr
     assert (run_dir / "classification_report.json").read_bytes() == before
 
 

@@ -1,0 +1,273 @@
+"""Checks that must run before Hydra touches the disk: what a command line resumes, where it writes, and whether its
+values are sane.
+
+Hydra creates the run dir and writes ``.hydra/`` before any task code runs, so a check inside ``train()`` is too
+late to protect an existing run. This module reads the command line first:
+
+- a run dir is either new or the run being resumed: ``hydra.run.dir=<a folder that holds anything>`` is refused;
+- ``ckpt_path=<run dir | checkpoint>`` must name a readable facemix checkpoint, and resuming replays the run's saved
+  overrides (``.hydra/overrides.yaml``), so the README's bare ``facemix-train ckpt_path=<run dir>`` continues the
+  same model, data and sizes; an override that would change what the run is gets refused with the list of what
+  differs (only what a resumed run may change, such as ``trainer.max_epochs``, passes);
+- the config is composed and validated (``facemix.validation``) so a wrong value or key stops here, before a run
+  dir exists.
+Multirun sweeps and DDP child processes pass through: sweeps write only new dirs, and every job validates again.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from facemix.checkpoints import architecture_of, load_checkpoint, run_dir_of
+from facemix.config import CONFIG_PATH, RESUME_LATEST
+from facemix.errors import FacemixConfigError
+from facemix.validation import validate_config
+
+# Hydra flags followed by a value (``--config-dir X``); every other flag stands alone
+_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c", "--package",
+                "-p", "--info", "-i", "--experimental-rerun"}  # fmt: skip
+_MULTIRUN = {"-m", "--multirun"}
+# what a resumed run may change: how long and where it runs, how it reports; never what it trains
+RESUME_MAY_CHANGE = (
+    "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.enable_progress_bar",
+    "trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.log_every_n_steps",
+    "data.num_workers", "paths.", "logger", "tags", "verbose", "calibrate", "ckpt_path",
+)  # fmt: skip
+RUN_MARKERS = (".hydra", "checkpoints", "summary.json", "failed.json", "manifest.csv")
+
+
+@dataclass
+class CommandLine:
+    program: str
+    flags: list[str]  # Hydra's own flags with their values, in order
+    overrides: list[str]  # task overrides (key=value), in order
+    hydra_overrides: list[str]  # hydra.* overrides
+
+    @classmethod
+    def parse(cls, argv: Sequence[str]) -> CommandLine:
+        flags, overrides, hydra_overrides = [], [], []
+        args = iter(argv[1:])
+        for arg in args:
+            if arg.startswith("-") and not arg.startswith(("+", "~")):
+                flags.append(arg)
+                if arg in _VALUE_FLAGS:
+                    flags.append(next(args, ""))
+            elif _key(arg).startswith("hydra."):
+                hydra_overrides.append(arg)
+            else:
+                overrides.append(arg)
+        return cls(argv[0], flags, overrides, hydra_overrides)
+
+    def argv(self) -> list[str]:
+        return [self.program, *self.flags, *self.overrides, *self.hydra_overrides]
+
+    @property
+    def multirun(self) -> bool:
+        return any(f in _MULTIRUN for f in self.flags)
+
+    def value(self, key: str, among: Sequence[str] | None = None) -> str | None:
+        found = None
+        for override in self.overrides + self.hydra_overrides if among is None else among:
+            if _key(override) == key:
+                found = override.split("=", 1)[1] if "=" in override else None
+        return found
+
+
+def _key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0].strip()
+
+
+def _resuming(ckpt_path: str | None) -> bool:
+    return ckpt_path not in (None, "", "null", "None", "none")
+
+
+def _may_change(key: str) -> bool:
+    return key.startswith(RESUME_MAY_CHANGE)
+
+
+def _saved_overrides(run: Path) -> tuple[list[str], Path] | None:
+    """The overrides the run was last started with: its newest ``.hydra/resumed-*`` copy, else the first start's."""
+    candidates = sorted((run / ".hydra").glob("resumed-*/overrides.yaml")) or [run / ".hydra" / "overrides.yaml"]
+    newest = candidates[-1]
+    if not newest.is_file():
+        return None
+    try:
+        saved = yaml.safe_load(newest.read_text()) or []
+    except (OSError, yaml.YAMLError) as exc:
+        raise FacemixConfigError(
+            f"{newest} cannot be read ({exc}); it records how the run was started, so it cannot be resumed as the "
+            "same run. Restore the file, or start a new run."
+        ) from exc
+    return [str(o) for o in saved if _key(str(o)) != "ckpt_path"], newest
+
+
+def _checkpoint_to_resume(ckpt_path: str, run_dir_override: str | None) -> Path:
+    if ckpt_path == RESUME_LATEST:
+        if not run_dir_override:
+            raise FacemixConfigError(
+                "ckpt_path=last resumes the run named by hydra.run.dir, but no hydra.run.dir was given. Use "
+                "ckpt_path=<run dir> (or ckpt_path=last hydra.run.dir=<run dir>)."
+            )
+        path = Path(run_dir_override).expanduser()
+    else:
+        path = Path(ckpt_path).expanduser()
+    if path.is_dir():
+        last = path / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise FacemixConfigError(
+                f"ckpt_path={ckpt_path}: {last} does not exist, so there is nothing to resume (the run stopped "
+                "before its first epoch ended, or this is not a run dir). Start a new run, or pass a .ckpt file."
+            )
+        return last
+    if not path.exists():
+        raise FacemixConfigError(
+            f"ckpt_path={ckpt_path} does not exist. Resume with the run dir (ckpt_path=outputs/<date>/<run>) or a "
+            ".ckpt inside its checkpoints/ folder; nothing was written."
+        )
+    return path
+
+
+def replay_for_resume(line: CommandLine) -> CommandLine:
+    """The command line that continues the run ``ckpt_path`` names: its saved overrides, with the allowed changes
+    given now. Refuses a damaged checkpoint and any change to what the run trains."""
+    ckpt_path = line.value("ckpt_path")
+    if not _resuming(ckpt_path):
+        return line
+    checkpoint = _checkpoint_to_resume(ckpt_path, line.value("hydra.run.dir"))
+    ckpt = load_checkpoint(checkpoint, mmap=True)
+    saved = _saved_overrides(run_dir_of(checkpoint))
+    if saved is None:  # a checkpoint outside a run dir: train() compares its architecture with the config
+        return line
+    saved_overrides, source = saved
+    saved_values = {_key(o): o for o in saved_overrides}
+    differs = []
+    for override in line.overrides:
+        key = _key(override)
+        if _may_change(key) or saved_values.get(key) == override:
+            continue
+        was = saved_values[key].split("=", 1)[-1] if key in saved_values else "its default"
+        differs.append(f"{key} (the run: {was}; now: {override.split('=', 1)[-1] if '=' in override else override})")
+    if differs:
+        raise FacemixConfigError(
+            f"ckpt_path={ckpt_path} resumes the run in {run_dir_of(checkpoint)} ({architecture_of(ckpt)}) as it was "
+            f"started ({source}), but these overrides would change what it trains: {'; '.join(differs)}. On resume "
+            f"only {', '.join(k.rstrip('.') for k in RESUME_MAY_CHANGE if k != 'ckpt_path')} may change. Drop those "
+            "overrides, or start a new run without ckpt_path."
+        )
+    given = {_key(o): o for o in line.overrides}
+    replayed = [given.pop(_key(o), o) for o in saved_overrides]
+    return CommandLine(line.program, line.flags, replayed + list(given.values()), line.hydra_overrides)
+
+
+def refuse_existing_run_dir(line: CommandLine) -> None:
+    """A new run never writes into a folder that already holds something (an earlier run, or a user's files)."""
+    run_dir = line.value("hydra.run.dir")
+    if not run_dir or _resuming(line.value("ckpt_path")):
+        return
+    path = Path(run_dir).expanduser()
+    if path.is_file():
+        raise FacemixConfigError(f"hydra.run.dir={run_dir} is a file; give a new folder for the run.")
+    if path.is_dir() and any(path.iterdir()):
+        held = [m for m in RUN_MARKERS if (path / m).exists()]
+        what = f"an earlier run ({', '.join(held)})" if held else "files"
+        raise FacemixConfigError(
+            f"hydra.run.dir={run_dir} already holds {what}; a run dir is either new or the run being resumed, so "
+            f"nothing there was touched. Give a new hydra.run.dir (the default is unique per start), or resume that "
+            f"run with ckpt_path={run_dir}."
+        )
+
+
+def check_writable_place(path: Path, key: str) -> None:
+    """The run dir can be made there: every name fits the file system, and the nearest existing folder is
+    writable (checked here because Hydra creates the dir before any facemix code could explain a failure)."""
+    path = Path(path).expanduser().absolute()
+    limit = 255
+    too_long = [part for part in path.parts if len(part.encode()) > limit]
+    if too_long or len(str(path).encode()) > 4000:
+        what = f"the name {too_long[0][:60]}... has {len(too_long[0].encode())} bytes" if too_long else "it is too long"
+        raise FacemixConfigError(
+            f"{key}={path}: {what} (file systems allow {limit} per name, about 4096 per path). Use a shorter "
+            f"{key}, or fewer overrides in the run name (hydra.run.dir=<your own short dir>)."
+        )
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise FacemixConfigError(f"{key}={path}: {existing} is a file, not a folder; give a folder for the run.")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise FacemixConfigError(
+            f"{key}={path}: {existing} is not writable by this user, so the run dir cannot be created there. Give "
+            "a folder you own (hydra.run.dir=..., or paths.root_dir / FACEMIX_ROOT for all outputs)."
+        )
+
+
+def _nearest_key_hint(message: str, overrides: Sequence[str]) -> str:
+    """``did you mean data.batch_size?`` for a mistyped key, from the keys of the composed default config."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    groups = [o for o in overrides if "." not in _key(o) and "=" in o]
+    try:
+        with initialize_config_module(CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
+            cfg = compose("train", overrides=groups)
+        keys = _all_keys(OmegaConf.to_container(cfg, resolve=False))
+    except Exception:
+        return ""
+    hints = []
+    for override in overrides:
+        key = _key(override)
+        if key in message and key not in keys:
+            close = difflib.get_close_matches(key, keys, n=1, cutoff=0.75)
+            if close:
+                hints.append(f"Did you mean {close[0]}?")
+    return " " + " ".join(hints) if hints else ""
+
+
+def _all_keys(node, prefix: str = "") -> list[str]:
+    if not isinstance(node, dict):
+        return []
+    keys = []
+    for k, v in node.items():
+        keys.append(f"{prefix}{k}")
+        keys += _all_keys(v, f"{prefix}{k}.")
+    return keys
+
+
+def compose_and_validate(line: CommandLine) -> None:
+    """Compose the config these overrides make and check its values, before Hydra creates the run dir."""
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_module(CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
+            cfg = compose("train", overrides=line.overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        message = " ".join(str(exc).split())
+        raise FacemixConfigError(
+            f"The overrides do not make a valid config: {message}.{_nearest_key_hint(message, line.overrides)} "
+            "List the keys with `facemix-train --cfg job`; nothing was written."
+        ) from exc
+    validate_config(cfg)
+    run_dir = line.value("hydra.run.dir")
+    check_writable_place(
+        Path(run_dir) if run_dir else Path(cfg.paths.log_dir), "hydra.run.dir" if run_dir else "paths.log_dir"
+    )
+
+
+def prepare_train_command(argv: Sequence[str]) -> list[str]:
+    """``argv`` as Hydra should see it: checked, and for a resume the run's own overrides replayed."""
+    from facemix.distributed import is_rank_zero
+
+    line = CommandLine.parse(argv)
+    if line.multirun or not is_rank_zero():
+        return list(argv)
+    refuse_existing_run_dir(line)
+    line = replay_for_resume(line)
+    if not line.flags:  # --help, --cfg, --config-dir ...: Hydra's business; the job validates itself
+        compose_and_validate(line)
+    return line.argv()
