@@ -1,7 +1,7 @@
 """Training throughput on CPU: plain PyTorch loop vs the facemix LightningModule under the Trainer, plus
 channels_last and bf16 autocast, and achieved GFLOP/s against the machine's measured fp32 matmul GFLOP/s.
 
-Usage: python benchmarks/train_step.py [--models vgg16,mobilenetv2] [--size 128] [--batch 32] [--seconds 15]
+Usage: python benchmarks/train_step.py [--models vgg16,mobilenetv2] [--size 128] [--batch 32] [--seconds 15] [--compile]
 
 Every variant trains the same network (built from conf/model/<name>.yaml, as ``facemix.train`` builds it) on the
 same synthetic batch, in one process, one after the other, each for at least ``--seconds`` after two warm-up steps.
@@ -36,8 +36,9 @@ CLASSES = ["real", "fake", "masked"]
 def build_module(name: str, size: int, channels_last: bool | None = None) -> ClassifierModule:
     cfg = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
     cfg.pop("_target_")
-    if channels_last is not None:
-        cfg["channels_last"] = channels_last
+    # the network as configured, with the speed settings this script varies itself (auto is facemix.train's job)
+    cfg["channels_last"] = bool(channels_last)
+    cfg["compile"] = False
     return ClassifierModule(num_classes=len(CLASSES), class_names=CLASSES, image_size=size, **cfg)
 
 
@@ -64,11 +65,15 @@ def _timed(step, steps: int) -> float:
     return time.perf_counter() - start
 
 
-def plain_loop(net: torch.nn.Module, x, y, steps: int, channels_last: bool = False, bf16: bool = False) -> float:
-    """(a) what a user writes by hand; returns images/s."""
+def plain_loop(
+    net: torch.nn.Module, x, y, steps: int, channels_last: bool = False, bf16: bool = False, compile: bool = False
+) -> float:
+    """(a) what a user writes by hand; returns images/s (compile: its warm-up steps are not timed)."""
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
+    if compile:
+        net.compile()
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=1e-4, **_fused_kwargs(torch.optim.Adam, params))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -127,6 +132,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10, help="about this long per timing (at least one step)")
     parser.add_argument("--rounds", type=int, default=4, help="alternating plain / Lightning timings; medians")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile variants")
     args = parser.parse_args()
     pl.seed_everything(0, verbose=False)
     peak = matmul_gflops()
@@ -159,7 +165,13 @@ def main() -> None:
             "(b) facemix module + Trainer (median)": statistics.median(lightnings),
             "(c) plain, channels_last": plain(steps=steps, channels_last=True),
             "(c) plain, bf16 autocast": plain(steps=steps, bf16=True),
+            "(c) plain, bf16 autocast + channels_last": plain(steps=steps, bf16=True, channels_last=True),
         }
+        if args.compile:  # torch.compile: minutes of warm-up on a CPU, so only on request
+            results["(c) plain, compile"] = plain(steps=steps, compile=True)
+            results["(c) plain, compile + bf16 + channels_last"] = plain(
+                steps=steps, compile=True, bf16=True, channels_last=True
+            )
         print(
             f"<!-- {name}: {steps} steps per timing; plain {[round(r, 2) for r in plains]}, Lightning "
             f"{[round(r, 2) for r in lightnings]} img/s -->"

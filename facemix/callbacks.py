@@ -40,6 +40,7 @@ class DataWaitMonitor(pl.Callback):
     """
 
     def __init__(self) -> None:
+        self.first_step_at: float | None = None  # wall-clock time of this process's first training step
         self._reset()
 
     def _reset(self) -> None:
@@ -53,6 +54,8 @@ class DataWaitMonitor(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         self._start = time.perf_counter()
+        if self.first_step_at is None:
+            self.first_step_at = time.time()
         if self._last_end is not None:
             self.wait += self._start - self._last_end
 

@@ -171,13 +171,15 @@ def _eval_dataset(module, samples: Sequence[Sample]) -> ManifestDataset:
 
 
 def _evaluate_samples(
-    module, samples, run_dir: Path, split: str, out: Path, batch_size: int, num_workers: int, **report
+    module, samples, run_dir: Path, split: str, out: Path, batch_size: int, num_workers: int, dataset=None, **report
 ) -> dict:
-    """Predict ``samples`` with ``module`` and write the whole report set into ``out``."""
-    dataset = _eval_dataset(module, samples)
+    """Predict ``samples`` with ``module`` and write the whole report set into ``out``. ``dataset``: the samples as
+    training already serves them (decoded-image cache, eval transform), so the report costs one pass over the
+    split and no decoding; by default they are decoded from their files."""
+    dataset = dataset if dataset is not None else _eval_dataset(module, samples)
     probs = predict_probabilities(module.eval(), dataset, batch_size, num_workers)
     y_true = np.asarray(dataset.targets)
-    return write_evaluation(
+    evaluation = write_evaluation(
         out,
         run_dir,
         split,
@@ -190,6 +192,9 @@ def _evaluate_samples(
         module=module,
         **report,
     )
+    true_probs = probs[np.arange(len(y_true)), y_true] if len(y_true) else np.ones(0)
+    evaluation["loss"] = float(-np.log(np.clip(true_probs, 1e-12, None)).mean()) if len(y_true) else float("nan")
+    return evaluation
 
 
 def evaluate_checkpoint(
@@ -203,6 +208,7 @@ def evaluate_checkpoint(
     resamples: int = DEFAULT_RESAMPLES,
     cam: bool = True,
     cam_layer: str | None = None,
+    dataset=None,
 ) -> dict:
     """Evaluate ``ckpt`` on ``split`` of its run's manifest; write every artefact into the output dir."""
     module = load_module(ckpt)
@@ -221,6 +227,7 @@ def evaluate_checkpoint(
         resamples=resamples,
         cam=cam,
         cam_layer=cam_layer,
+        dataset=dataset,
     )
 
 
@@ -237,9 +244,11 @@ def evaluate_module(
     resamples: int = DEFAULT_RESAMPLES,
     cam: bool = True,
     cam_layer: str | None = None,
+    dataset=None,
 ) -> dict:
     """Evaluate a trained ``ClassifierModule`` on ``split`` of ``run_dir``'s manifest, with the preprocessing it
-    was trained with (its hparams); ``fresh``: write into a new ``output_dir[-N]`` instead of ``output_dir``."""
+    was trained with (its hparams); ``fresh``: write into a new ``output_dir[-N]`` instead of ``output_dir``;
+    ``dataset``: that split as training serves it (cached pixels), instead of decoding the files again."""
     run_dir = Path(run_dir)
     samples = _split_samples(run_dir, split)
     out = _output_dir(output_dir, fresh)
@@ -256,6 +265,7 @@ def evaluate_module(
         resamples=resamples,
         cam=cam,
         cam_layer=cam_layer,
+        dataset=dataset,
     )
 
 

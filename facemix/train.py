@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from facemix import models
+from facemix.callbacks import DataWaitMonitor
 from facemix.checkpoints import load_checkpoint
 from facemix.config import CONFIG_PATH, register_resolvers, resume_checkpoint
 from facemix.config_tree import print_config_tree
@@ -32,6 +33,7 @@ from facemix.loggers import log_run_end, log_run_start, run_params
 from facemix.models.preprocessing import Preprocessing, resolve_preprocessing
 from facemix.models.pretrained import uses_pretrained_weights
 from facemix.preflight import RUN_MARKERS, prepare_train_command
+from facemix.tuning import speed_settings
 from facemix.validation import validate_config
 
 log = logging.getLogger("facemix.train")
@@ -160,8 +162,15 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
     prep = preprocessing_of(cfg)
     datamodule = build_datamodule(cfg, prep)
     classes = datamodule.class_names
+    speed = speed_settings(
+        cfg.trainer, cfg.model, prep.image_size, cfg.data.batch_size, len(classes), cfg.paths.get("tuning_cache")
+    )
+    for name, choice in speed.items():
+        log.info("%s=%s: %s", name, choice.value, choice.reason)
     model = instantiate(
         cfg.model,
+        channels_last=speed["channels_last"].value,
+        compile=speed["compile"].value,
         _convert_="all",  # plain containers in hparams, so checkpoints load with torch.load(weights_only=True)
         num_classes=len(classes),
         class_names=classes,
@@ -175,6 +184,7 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
     loggers = _instantiate_all(cfg.get("logger"))
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
+        precision=speed["precision"].value,
         callbacks=_instantiate_all(cfg.get("callbacks")),
         logger=loggers or False,
     )
@@ -187,20 +197,28 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     report_split = datamodule.report_split
-    metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
 
     if trainer.is_global_zero:  # one process over the whole split: exact, no sampler padding
-        # debug=fdr (fast_dev_run) writes no checkpoint: the report is of the weights in memory
+        # One pass over the report split, from the decoded-image cache: the test/ metrics are the report's.
+        # debug=fdr (fast_dev_run) writes no checkpoint: the report is of the weights in memory.
         calibrated = None
         if best and cfg.get("calibrate"):
             calibrated = calibrate_checkpoint(best, "val", num_workers=cfg.data.num_workers)
+        served = datamodule.datasets[report_split]
         if best:
-            evaluation = evaluate_checkpoint(best, report_split, output_dir, num_workers=cfg.data.num_workers)
+            evaluation = evaluate_checkpoint(
+                best, report_split, output_dir, num_workers=cfg.data.num_workers, dataset=served
+            )
         else:
-            evaluation = evaluate_module(model, output_dir, report_split, output_dir, num_workers=cfg.data.num_workers)
+            evaluation = evaluate_module(
+                model, output_dir, report_split, output_dir, num_workers=cfg.data.num_workers, dataset=served
+            )
         report = evaluation["report"]
+        test_metrics = _test_metrics(report, evaluation["loss"], classes)
+        metrics.update(test_metrics)
+        for logger in trainer.loggers:
+            logger.log_metrics(test_metrics, step=trainer.global_step)
         summary = {
             "run_name": cfg.get("run_name"),
             "tags": tags,
@@ -211,7 +229,10 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
             "val_f1_best": _best_score(trainer),
             "parameters": sum(p.numel() for p in model.parameters()),
             "preprocessing": prep.as_dict(),
+            "speed_settings": {name: {"value": c.value, "reason": c.reason} for name, c in speed.items()},
             "wall_time_s": round(time.perf_counter() - started, 1),
+            # when the first training step began (unix time): with the launch time, the time to first step
+            "first_train_step_at": _first_step_at(trainer),
             "data_wait_fraction": metrics.get("perf/data_wait_fraction"),  # last epoch's: is the loader keeping up?
             "train_images_per_s": metrics.get("perf/train_images_per_s"),
             "metrics": metrics,
@@ -234,6 +255,20 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
         )
         log.info("run dir: %s", output_dir.resolve())
     return _optimized_value(cfg.get("optimized_metric"), trainer, metrics)
+
+
+def _first_step_at(trainer: pl.Trainer) -> float | None:
+    return next((c.first_step_at for c in trainer.callbacks if isinstance(c, DataWaitMonitor)), None)
+
+
+def _test_metrics(report: dict, loss: float, classes) -> dict[str, float]:
+    """The report's figures under the names the module logs for train / val, so all three share a chart."""
+    return {
+        "test/loss": loss,
+        "test/acc": float(report["accuracy"]),
+        "test/f1_macro": float(report["macro avg"]["f1-score"]),
+        **{f"test/f1_{c}": float(report[c]["f1-score"]) for c in classes},
+    }
 
 
 def _clear_failure_record(output_dir: Path) -> None:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from facemix.errors import FacemixConfigError
 
 _ABSENT = object()
-PRECISIONS = ("32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "bf16-true", "16-true", "64-true", "64")
+PRECISIONS = ("auto", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "bf16-true", "16-true", "64-true", "64")
 
 
 def _is_int(v: Any) -> bool:
@@ -155,8 +155,8 @@ RULES: tuple[Rule, ...] = (
     Rule("model.plateau_factor", number(0, 1, low_open=True, high_open=True), "a number in (0, 1)"),
     Rule("model.plateau_patience", whole(0), "a whole number of epochs >= 0"),
     Rule("model.freeze_backbone", flag, "true or false"),
-    Rule("model.channels_last", flag, "true or false"),
-    Rule("model.compile", flag, "true or false"),
+    Rule("model.channels_last", lambda v: flag(v) or v == "auto", "true, false or auto (a timed probe decides)"),
+    Rule("model.compile", lambda v: flag(v) or v == "auto", "true, false or auto (on for CUDA only)"),
     Rule("model.pretrained", pretrained, "false, true (hub weights) or the path of an existing weights file"),
     Rule("model.options.dropout", number(0, 1, high_open=True), "a number in [0, 1)"),
     Rule(
@@ -175,7 +175,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "trainer.precision",
         lambda v: str(v) in PRECISIONS,
-        f"one of {', '.join(p for p in PRECISIONS if '-' in p)}",
+        f"one of {', '.join(p for p in PRECISIONS if '-' in p or p == 'auto')}",
     ),
     Rule("trainer.devices", devices, "a whole number >= 1, -1 (all), auto, or a list of device ids"),
     Rule("trainer.num_nodes", whole(1), "a whole number >= 1"),

@@ -70,6 +70,8 @@ class ClassifierModule(pl.LightningModule):
         interpolation: str = SCRATCH_INTERPOLATION,
     ) -> None:
         super().__init__()
+        if not isinstance(channels_last, bool) or not isinstance(compile, bool):
+            raise ValueError("channels_last and compile must be true / false here; facemix.tuning resolves 'auto'")
         class_names = list(class_names)
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")

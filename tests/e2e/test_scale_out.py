@@ -122,7 +122,9 @@ def test_gpu_trainer_composes_its_fast_defaults():
         check=True,
     ).stdout
     cfg = yaml.safe_load(out)
-    assert cfg["trainer"]["accelerator"] == "gpu" and cfg["trainer"]["precision"] == "bf16-mixed"
-    assert cfg["model"]["channels_last"] is True and cfg["model"]["compile"] is False  # compile: opt-in
+    assert cfg["trainer"]["accelerator"] == "gpu"
+    # chosen on the machine (facemix.tuning; decisions unit-tested per GPU capability in tests/unit/test_tuning.py)
+    assert cfg["trainer"]["precision"] == "auto" and cfg["model"]["channels_last"] == "auto"
+    assert cfg["model"]["compile"] == "auto"
     assert cfg["data"]["pin_memory"] is True and cfg["data"]["num_workers"] == 8
     assert cfg["trainer"]["max_epochs"] == 12  # the rest of trainer/default still applies

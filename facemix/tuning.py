@@ -1,0 +1,228 @@
+"""``auto`` speed settings: the fastest correct precision, memory format and compile choice for this machine.
+
+Why per machine: on a CPU with bf16 units (AVX512_BF16 / AMX) bf16 autocast made VGG16 2.27x faster, on CPUs
+without them it was 4-13x slower; channels_last was 1.18x faster for VGG16 on one CPU and slower on another. No
+fixed default is right everywhere, so ``trainer.precision=auto`` decides from what the hardware reports, and
+``model.channels_last=auto`` from a short timed probe of the real network at the run's size, cached per machine,
+model and size so it runs once. Explicit values always win; every choice and its reason is logged and written to
+``summary.json``.
+
+The decisions are pure functions of a ``Machine`` description, so the CUDA branches are unit-tested on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+AUTO = "auto"
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # native bf16 dot products; without them bf16 is emulated
+CHANNELS_LAST_MIN_GAIN = 0.05  # switch memory format only for a clear win (timings on shared CPUs drift)
+
+
+@dataclass(frozen=True)
+class Machine:
+    device: str  # cpu | cuda | mps
+    name: str  # CPU model or GPU name: part of the probe cache key
+    cpu_flags: frozenset[str] = field(default_factory=frozenset)
+    cuda_bf16: bool = False
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: object
+    reason: str
+
+
+def _cpu_info() -> tuple[str, frozenset[str]]:
+    """CPU model name and feature flags (Linux /proc/cpuinfo; elsewhere the platform name and no flags)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine(), frozenset()
+    name, flags = platform.machine(), frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and name == platform.machine():
+            name = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = frozenset(value.split())
+    return name, flags
+
+
+def detect_machine(accelerator: str | None) -> Machine:
+    """What the run will train on: ``trainer.accelerator`` (auto: a CUDA GPU when there is one, else the CPU)."""
+    accelerator = (accelerator or AUTO).lower()
+    cpu_name, flags = _cpu_info()
+    threads = torch.get_num_threads()
+    wants_cuda = accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available())
+    if wants_cuda and torch.cuda.is_available():
+        return Machine("cuda", torch.cuda.get_device_name(0), flags, torch.cuda.is_bf16_supported(), threads)
+    if accelerator == "mps" or (accelerator == AUTO and torch.backends.mps.is_available()):
+        return Machine("mps", "Apple MPS", flags, False, threads)
+    return Machine("cpu", cpu_name, flags, False, threads)
+
+
+def choose_precision(machine: Machine) -> Choice:
+    """bf16-mixed where the hardware computes bf16 natively, 16-mixed on GPUs without bf16, fp32 elsewhere."""
+    if machine.device == "cuda":
+        if machine.cuda_bf16:
+            return Choice("bf16-mixed", f"{machine.name} supports bf16 (torch.cuda.is_bf16_supported)")
+        return Choice("16-mixed", f"{machine.name} has no bf16; fp16 autocast with loss scaling")
+    if machine.device == "cpu":
+        native = sorted(machine.cpu_flags & CPU_BF16_FLAGS)
+        if native:
+            return Choice("bf16-mixed", f"the CPU computes bf16 natively ({', '.join(native)})")
+        return Choice("32-true", "the CPU has no avx512_bf16 / amx_bf16: bf16 would be emulated, several times slower")
+    return Choice("32-true", f"{machine.device}: fp32 (mixed precision not measured there)")
+
+
+def choose_compile(machine: Machine) -> Choice:
+    """torch.compile only on CUDA: on a CPU its warm-up (tens of seconds per shape) is rarely won back."""
+    if machine.device == "cuda":
+        return Choice(True, "CUDA: compiled kernels pay back their warm-up over an epoch (not measured by facemix)")
+    return Choice(False, f"{machine.device}: compile warm-up is rarely won back in a CPU run; eager")
+
+
+def _time_steps(net: nn.Module, x: torch.Tensor, precision: str, steps: int) -> list[float]:
+    device_type = x.device.type
+    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
+    autocast = precision.endswith("-mixed")
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        with torch.autocast(device_type, dtype=dtype, enabled=autocast):
+            loss = net(x).float().logsumexp(dim=1).mean()
+        loss.backward()
+        if device_type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def probe_channels_last(
+    build: Callable[[], nn.Module], image_size: int, batch_size: int, precision: str, device: str, steps: int = 2
+) -> Choice:
+    """Time forward + backward of the real network in both memory formats, interleaved (A B A B) so drift of a
+    shared machine hits both; channels_last only when it is clearly faster."""
+    net = build().to(device).train()
+    batch = max(2, min(batch_size, 16))
+    x = torch.randn(batch, 3, image_size, image_size, device=device)
+    formats = {False: torch.contiguous_format, True: torch.channels_last}
+    timings: dict[bool, list[float]] = {False: [], True: []}
+    for memory_format in (False, True):  # warm-up: oneDNN / cuDNN pick and cache kernels per format
+        net.to(memory_format=formats[memory_format])
+        _time_steps(net, x.contiguous(memory_format=formats[memory_format]), precision, 1)
+    for _ in range(steps):
+        for memory_format in (False, True):
+            net.to(memory_format=formats[memory_format])
+            timings[memory_format] += _time_steps(net, x.contiguous(memory_format=formats[memory_format]), precision, 1)
+    plain, last = statistics.median(timings[False]), statistics.median(timings[True])
+    rate = f"{batch / plain:.1f} vs {batch / last:.1f} img/s contiguous vs channels_last"
+    if last < plain * (1 - CHANNELS_LAST_MIN_GAIN):
+        return Choice(True, f"probe: channels_last {plain / last:.2f}x faster ({rate})")
+    return Choice(False, f"probe: channels_last not clearly faster ({plain / last:.2f}x; {rate})")
+
+
+class ProbeCache:
+    """Probe results by machine + torch + model + size + precision, in one JSON file that many jobs share (read
+    without a lock, written under one, replaced atomically; a read-only location only skips saving)."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path else None
+
+    def get(self, key: str) -> Choice | None:
+        entry = self._read().get(key)
+        return Choice(entry["value"], entry["reason"] + " (cached probe)") if entry else None
+
+    def put(self, key: str, choice: Choice) -> None:
+        if self.path is None:
+            return
+        from facemix.data.shared import exclusive, write_text_atomic
+
+        try:
+            with exclusive(self.path.with_name(self.path.name + ".lock"), f"the speed probe cache {self.path}"):
+                entries = self._read()
+                entries[key] = asdict(choice)
+                write_text_atomic(self.path, json.dumps(entries, indent=1, sort_keys=True))
+        except OSError as exc:  # a read-only data root: the probe runs again next time, nothing fails
+            log.warning("could not save the speed probe to %s (%s); it will run again next time", self.path, exc)
+
+    def _read(self) -> dict:
+        if self.path is None or not self.path.is_file():
+            return {}
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+
+def probe_key(machine: Machine, model: str, options: dict, image_size: int, batch_size: int, precision: str) -> str:
+    opts = json.dumps(options, sort_keys=True, default=str)
+    return (
+        f"{machine.device}:{machine.name}:threads={machine.threads}:torch={torch.__version__}:{model}:{opts}:"
+        f"{image_size}px:batch={min(batch_size, 16)}:{precision}"
+    )
+
+
+def _multi_process(trainer_cfg) -> bool:
+    devices, nodes = trainer_cfg.get("devices", 1), trainer_cfg.get("num_nodes", 1) or 1
+    many = devices == -1 or (isinstance(devices, int) and devices > 1) or (not isinstance(devices, (int, str)))
+    many = many or (isinstance(devices, str) and devices not in ("1", AUTO) and devices.replace(",", "").isdigit())
+    return bool(many or nodes > 1 or "ddp" in str(trainer_cfg.get("strategy", "")))
+
+
+def speed_settings(
+    trainer_cfg, model_cfg, image_size: int, batch_size: int, num_classes: int, cache_path: str | Path | None
+) -> dict[str, Choice]:
+    """``precision``, ``channels_last`` and ``compile`` for this run: explicit config values as given, ``auto``
+    decided for this machine. A multi-process run never probes (ranks must agree): it uses a cached probe or the
+    contiguous default."""
+    from facemix.models import create
+
+    machine = detect_machine(trainer_cfg.get("accelerator"))
+    given = "set in the config"
+    precision = trainer_cfg.get("precision")
+    choices = {
+        "precision": choose_precision(machine) if str(precision) == AUTO else Choice(str(precision), given),
+        "compile": choose_compile(machine)
+        if model_cfg.get("compile") == AUTO
+        else Choice(bool(model_cfg.get("compile")), given),
+    }
+    channels_last = model_cfg.get("channels_last")
+    if channels_last != AUTO:
+        choices["channels_last"] = Choice(bool(channels_last), given)
+        return choices
+    raw = model_cfg.get("options")
+    options = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else dict(raw or {})
+    key = probe_key(machine, model_cfg.name, options, image_size, batch_size, str(choices["precision"].value))
+    cache = ProbeCache(cache_path)
+    choice = cache.get(key)
+    if choice is None and _multi_process(trainer_cfg):
+        choice = Choice(False, "multi-process run: no probe (ranks must agree); a single-process run caches one")
+    elif choice is None:
+
+        def build() -> nn.Module:  # the network as the run builds it, random weights (the timing is the same)
+            freeze = bool(model_cfg.get("freeze_backbone", False))
+            return create(model_cfg.name, num_classes, image_size=image_size, freeze_backbone=freeze, **options)
+
+        started = time.perf_counter()
+        with torch.random.fork_rng(devices=[]):  # the run's seeded initialisation must not depend on the cache
+            choice = probe_channels_last(build, image_size, batch_size, str(choices["precision"].value), machine.device)
+        choice = Choice(choice.value, f"{choice.reason}; probe took {time.perf_counter() - started:.1f} s")
+        cache.put(key, choice)
+    choices["channels_last"] = choice
+    return choices
