@@ -33,7 +33,7 @@ def import_seconds() -> float:
 
 
 def first_step_seconds(work: Path, name: str, extra: list[str]) -> float:
-    run_dir = work / "runs" / name
+    run_dir = work / "runs" / f"{time.time_ns()}-{name}"
     start = time.time()
     subprocess.run(
         [sys.executable, "-m", "facemix.train", f"paths.data_dir={work / 'data'}", f"hydra.run.dir={run_dir}"]

@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def keras_rate(python: str, model: str, size: int, data: Path) -> float:
 
 
 def facemix_rate(model: str, size: int, data: Path, variant: str, work: Path, tag: str) -> tuple[float, dict]:
-    run_dir = work / "runs" / tag
+    run_dir = work / "runs" / f"{time.time_ns()}-{tag}"  # a new run dir per run: facemix refuses a used one
     overrides = [
         "data=folder",
         f"data.root={data}",

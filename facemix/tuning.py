@@ -1,11 +1,12 @@
 """``auto`` speed settings: the fastest correct precision, memory format and compile choice for this machine.
 
 Why per machine: on a CPU with bf16 units (AVX512_BF16 / AMX) bf16 autocast made VGG16 2.27x faster, on CPUs
-without them it was 4-13x slower; channels_last was 1.18x faster for VGG16 on one CPU and slower on another. No
-fixed default is right everywhere, so ``trainer.precision=auto`` decides from what the hardware reports, and
-``model.channels_last=auto`` from a short timed probe of the real network at the run's size, cached per machine,
-model and size so it runs once. Explicit values always win; every choice and its reason is logged and written to
-``summary.json``.
+without them it was 4-13x slower; channels_last was 1.18x faster for VGG16 on one CPU and slower on another; and
+on the same AMX CPU MobileNetV2 at 64 px trained 1.4x slower in bf16 than in fp32 (depthwise convolutions). No
+fixed default is right everywhere, so ``trainer.precision=auto`` offers what the hardware runs natively and
+``model.channels_last=auto`` both memory formats, and a short timed probe of the real network at the run's size
+picks among them, cached per machine, model and size so it runs once. Explicit values always win; every choice and
+its reason is logged and written to ``summary.json``.
 
 The decisions are pure functions of a ``Machine`` description, so the CUDA branches are unit-tested on a CPU.
 """
@@ -28,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 AUTO = "auto"
 CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # native bf16 dot products; without them bf16 is emulated
-CHANNELS_LAST_MIN_GAIN = 0.05  # switch memory format only for a clear win (timings on shared CPUs drift)
+MIN_GAIN = 0.05  # leave fp32 / contiguous only for a clear win (timings on shared CPUs drift by a few %)
 
 
 @dataclass(frozen=True)
@@ -113,28 +114,55 @@ def _time_steps(net: nn.Module, x: torch.Tensor, precision: str, steps: int) -> 
     return times
 
 
-def probe_channels_last(
-    build: Callable[[], nn.Module], image_size: int, batch_size: int, precision: str, device: str, steps: int = 2
-) -> Choice:
-    """Time forward + backward of the real network in both memory formats, interleaved (A B A B) so drift of a
-    shared machine hits both; channels_last only when it is clearly faster."""
+def precision_candidates(machine: Machine, requested: str) -> list[str]:
+    """What the probe may choose from: the requested precision, or for ``auto`` the precisions this hardware runs
+    natively (a CPU with bf16 units: fp32 and bf16-mixed, timed against each other, since bf16 is not faster for
+    every network, e.g. MobileNetV2's depthwise convolutions); on a GPU the rule of ``choose_precision``."""
+    if requested != AUTO:
+        return [requested]
+    rule = str(choose_precision(machine).value)
+    return ["32-true", rule] if machine.device == "cpu" and rule != "32-true" else [rule]
+
+
+def probe_speed(
+    build: Callable[[], nn.Module],
+    image_size: int,
+    batch_size: int,
+    device: str,
+    precisions: list[str],
+    formats: list[bool],
+    steps: int = 2,
+) -> tuple[str, bool, str]:
+    """Time forward + backward of the real network for every (precision, channels_last) candidate, interleaved
+    (A B C D A B C D) so drift of a shared machine hits all alike, after one warm-up step each (oneDNN / cuDNN pick
+    and cache kernels per format and dtype). The first candidate (the most accurate and plainest) is kept unless
+    another is clearly faster. Returns (precision, channels_last, reason)."""
     net = build().to(device).train()
-    batch = max(2, min(batch_size, 16))
+    batch = max(2, min(batch_size, 32))
     x = torch.randn(batch, 3, image_size, image_size, device=device)
-    formats = {False: torch.contiguous_format, True: torch.channels_last}
-    timings: dict[bool, list[float]] = {False: [], True: []}
-    for memory_format in (False, True):  # warm-up: oneDNN / cuDNN pick and cache kernels per format
-        net.to(memory_format=formats[memory_format])
-        _time_steps(net, x.contiguous(memory_format=formats[memory_format]), precision, 1)
-    for _ in range(steps):
-        for memory_format in (False, True):
-            net.to(memory_format=formats[memory_format])
-            timings[memory_format] += _time_steps(net, x.contiguous(memory_format=formats[memory_format]), precision, 1)
-    plain, last = statistics.median(timings[False]), statistics.median(timings[True])
-    rate = f"{batch / plain:.1f} vs {batch / last:.1f} img/s contiguous vs channels_last"
-    if last < plain * (1 - CHANNELS_LAST_MIN_GAIN):
-        return Choice(True, f"probe: channels_last {plain / last:.2f}x faster ({rate})")
-    return Choice(False, f"probe: channels_last not clearly faster ({plain / last:.2f}x; {rate})")
+    layout = {False: torch.contiguous_format, True: torch.channels_last}
+    candidates = [(p, f) for p in precisions for f in formats]
+    timings: dict[tuple[str, bool], list[float]] = {c: [] for c in candidates}
+    for rounds in (1, steps):  # the first pass is the warm-up and is not kept
+        for _ in range(rounds):
+            for precision, channels_last in candidates:
+                net.to(memory_format=layout[channels_last])
+                taken = _time_steps(net, x.contiguous(memory_format=layout[channels_last]), precision, 1)
+                if rounds == steps:
+                    timings[(precision, channels_last)] += taken
+    median = {c: statistics.median(t) for c, t in timings.items()}
+    baseline = candidates[0]
+    fastest = min(candidates, key=median.__getitem__)
+    chosen = fastest if median[fastest] < median[baseline] * (1 - MIN_GAIN) else baseline
+
+    def name(c: tuple[str, bool]) -> str:
+        return f"{c[0]}{' + channels_last' if c[1] else ''}"
+
+    rates = ", ".join(f"{name(c)} {batch / median[c]:.1f}" for c in candidates)
+    reason = f"probe ({rates} img/s): {name(chosen)}"
+    if chosen != baseline:
+        reason += f", {median[baseline] / median[chosen]:.2f}x {name(baseline)}"
+    return chosen[0], chosen[1], reason
 
 
 class ProbeCache:
@@ -170,11 +198,11 @@ class ProbeCache:
             return {}
 
 
-def probe_key(machine: Machine, model: str, options: dict, image_size: int, batch_size: int, precision: str) -> str:
+def probe_key(machine: Machine, model: str, options: dict, image_size: int, batch_size: int, candidates: str) -> str:
     opts = json.dumps(options, sort_keys=True, default=str)
     return (
         f"{machine.device}:{machine.name}:threads={machine.threads}:torch={torch.__version__}:{model}:{opts}:"
-        f"{image_size}px:batch={min(batch_size, 16)}:{precision}"
+        f"{image_size}px:batch={min(batch_size, 32)}:{candidates}"
     )
 
 
@@ -189,40 +217,50 @@ def speed_settings(
     trainer_cfg, model_cfg, image_size: int, batch_size: int, num_classes: int, cache_path: str | Path | None
 ) -> dict[str, Choice]:
     """``precision``, ``channels_last`` and ``compile`` for this run: explicit config values as given, ``auto``
-    decided for this machine. A multi-process run never probes (ranks must agree): it uses a cached probe or the
-    contiguous default."""
+    decided for this machine (precision and memory format by one timed probe where there is a choice, cached). A
+    multi-process run never probes (its ranks must agree): it uses a cached probe, else the hardware rule and
+    contiguous tensors."""
     from facemix.models import create
 
     machine = detect_machine(trainer_cfg.get("accelerator"))
     given = "set in the config"
-    precision = trainer_cfg.get("precision")
-    choices = {
-        "precision": choose_precision(machine) if str(precision) == AUTO else Choice(str(precision), given),
-        "compile": choose_compile(machine)
-        if model_cfg.get("compile") == AUTO
-        else Choice(bool(model_cfg.get("compile")), given),
-    }
-    channels_last = model_cfg.get("channels_last")
-    if channels_last != AUTO:
-        choices["channels_last"] = Choice(bool(channels_last), given)
-        return choices
+    requested_precision = str(trainer_cfg.get("precision"))
+    requested_format = model_cfg.get("channels_last")
+    compile_ = model_cfg.get("compile")
+    settings = {"compile": choose_compile(machine) if compile_ == AUTO else Choice(bool(compile_), given)}
+    precisions = precision_candidates(machine, requested_precision)
+    formats = [False, True] if requested_format == AUTO else [bool(requested_format)]
+
+    def as_choices(precision: str, channels_last: bool, reason: str) -> dict[str, Choice]:
+        return {
+            "precision": Choice(precision, reason if requested_precision == AUTO else given),
+            "channels_last": Choice(channels_last, reason if requested_format == AUTO else given),
+        }
+
+    if len(precisions) * len(formats) == 1:
+        reason = choose_precision(machine).reason if requested_precision == AUTO else given
+        return {**as_choices(precisions[0], formats[0], reason), **settings}
     raw = model_cfg.get("options")
     options = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else dict(raw or {})
-    key = probe_key(machine, model_cfg.name, options, image_size, batch_size, str(choices["precision"].value))
+    key = probe_key(machine, model_cfg.name, options, image_size, batch_size, f"{precisions}x{formats}")
     cache = ProbeCache(cache_path)
-    choice = cache.get(key)
-    if choice is None and _multi_process(trainer_cfg):
-        choice = Choice(False, "multi-process run: no probe (ranks must agree); a single-process run caches one")
-    elif choice is None:
+    cached = cache.get(key)
+    if cached is not None:
+        precision, channels_last = cached.value
+        return {**as_choices(precision, channels_last, cached.reason), **settings}
+    if _multi_process(trainer_cfg):
+        reason = "multi-process run: no probe (ranks must agree); the hardware rule, contiguous tensors"
+        return {**as_choices(precisions[-1], formats[0], reason), **settings}
 
-        def build() -> nn.Module:  # the network as the run builds it, random weights (the timing is the same)
-            freeze = bool(model_cfg.get("freeze_backbone", False))
-            return create(model_cfg.name, num_classes, image_size=image_size, freeze_backbone=freeze, **options)
+    def build() -> nn.Module:  # the network as the run builds it, random weights (the timing is the same)
+        freeze = bool(model_cfg.get("freeze_backbone", False))
+        return create(model_cfg.name, num_classes, image_size=image_size, freeze_backbone=freeze, **options)
 
-        started = time.perf_counter()
-        with torch.random.fork_rng(devices=[]):  # the run's seeded initialisation must not depend on the cache
-            choice = probe_channels_last(build, image_size, batch_size, str(choices["precision"].value), machine.device)
-        choice = Choice(choice.value, f"{choice.reason}; probe took {time.perf_counter() - started:.1f} s")
-        cache.put(key, choice)
-    choices["channels_last"] = choice
-    return choices
+    started = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):  # the run's seeded initialisation must not depend on the cache
+        precision, channels_last, reason = probe_speed(
+            build, image_size, batch_size, machine.device, precisions, formats
+        )
+    reason = f"{reason}; probe took {time.perf_counter() - started:.1f} s"
+    cache.put(key, Choice([precision, channels_last], reason))
+    return {**as_choices(precision, channels_last, reason), **settings}

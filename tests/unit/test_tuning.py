@@ -32,6 +32,15 @@ def test_precision_follows_the_hardware(machine, expected):
     assert choice.value == expected and choice.reason
 
 
+def test_the_probe_may_choose_only_what_the_hardware_runs_natively():
+    from facemix.tuning import precision_candidates
+
+    assert precision_candidates(Machine("cpu", "Xeon", AVX2 | {"amx_bf16"}), "auto") == ["32-true", "bf16-mixed"]
+    assert precision_candidates(Machine("cpu", "EPYC", AVX2), "auto") == ["32-true"]
+    assert precision_candidates(Machine("cuda", "A100", cuda_bf16=True), "auto") == ["bf16-mixed"]
+    assert precision_candidates(Machine("cpu", "Xeon", AVX2 | {"amx_bf16"}), "16-mixed") == ["16-mixed"]
+
+
 def test_compile_only_on_cuda():
     assert choose_compile(Machine("cuda", "NVIDIA H100", cuda_bf16=True)).value is True
     assert choose_compile(Machine("cpu", "EPYC", AVX2)).value is False
@@ -75,7 +84,7 @@ def test_the_probe_runs_once_per_machine_model_and_size_and_leaves_the_seed_alon
     state = torch.get_rng_state()
     first = speed_settings(trainer, model, 32, 8, 3, cache)
     assert torch.equal(torch.get_rng_state(), state)  # a probed and a cached run initialise the same weights
-    assert isinstance(first["channels_last"].value, bool) and first["channels_last"].reason.startswith("probe:")
+    assert isinstance(first["channels_last"].value, bool) and first["channels_last"].reason.startswith("probe (")
     assert first["precision"].value in ("32-true", "bf16-mixed") and first["compile"].value is False
     (key,) = json.loads(cache.read_text())
     assert "simple_cnn" in key and "32px" in key
