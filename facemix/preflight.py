@@ -247,12 +247,15 @@ def compose_and_validate(line: CommandLine) -> None:
         with initialize_config_module(CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
             cfg = compose("train", overrides=line.overrides)
     except (HydraException, OmegaConfBaseException) as exc:
-        message = " ".join(str(exc).split())
+        message = " ".join(str(exc).split()).split(" Config search path:")[0]  # Hydra's search path: noise here
         raise FacemixConfigError(
             f"The overrides do not make a valid config: {message}.{_nearest_key_hint(message, line.overrides)} "
             "List the keys with `facemix-train --cfg job`; nothing was written."
         ) from exc
-    validate_config(cfg)
+    try:
+        validate_config(cfg)
+    except FacemixConfigError as exc:
+        raise FacemixConfigError(f"{exc} Nothing was written.") from None
     run_dir = line.value("hydra.run.dir")
     check_writable_place(
         Path(run_dir) if run_dir else Path(cfg.paths.log_dir), "hydra.run.dir" if run_dir else "paths.log_dir"

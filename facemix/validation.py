@@ -269,8 +269,8 @@ def validate_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
     """Raise one paragraph naming every wrong key, before anything is written."""
     problems = config_problems(cfg, rules)
     if problems:
-        count = "1 value is" if len(problems) == 1 else f"{len(problems)} values are"
+        count = "1 config value is" if len(problems) == 1 else f"{len(problems)} config values are"
         raise FacemixConfigError(
-            f"{count} out of range: {'; '.join(problems)}. Fix the override (or the config file that sets it) and "
-            "start again; nothing was written."
+            f"{count} wrong: {'; '.join(problems)}. Fix the override (or the config file that sets it) and "
+            "start again."
         )

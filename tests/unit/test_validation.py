@@ -51,7 +51,7 @@ def test_all_problems_in_one_paragraph_naming_each_key():
     with pytest.raises(FacemixConfigError) as exc:
         validate_config(cfg)
     message = str(exc.value)
-    assert message.startswith("3 values are out of range") and "\n" not in message
+    assert message.startswith("3 config values are wrong") and "\n" not in message
     for key in ("data.batch_size=0", "loss.label_smoothing=2", "loss.class_weights has 2 values for 3 classes"):
         assert key in message
 
