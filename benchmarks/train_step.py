@@ -39,6 +39,9 @@ def build_module(name: str, size: int, channels_last: bool | None = None) -> Cla
     # the network as configured, with the speed settings this script varies itself (auto is facemix.train's job)
     cfg["channels_last"] = bool(channels_last)
     cfg["compile"] = False
+    for key in ("input_mean", "input_std", "interpolation"):  # null: the module's own defaults (facemix.train
+        if cfg.get(key) is None:  # resolves them from the backbone; from scratch they are these defaults)
+            cfg.pop(key, None)
     return ClassifierModule(num_classes=len(CLASSES), class_names=CLASSES, image_size=size, **cfg)
 
 
