@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.facemix-installed
 ARGS ?=
 
-.PHONY: setup train test lint bench clean-outputs
+.PHONY: setup train test test-fast lint bench clean-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ train: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 NO_ALBUMENTATIONS_UPDATE=1 $(PY) -m pytest $(ARGS)
+
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 NO_ALBUMENTATIONS_UPDATE=1 $(PY) -m pytest -m "not slow" $(ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/loader.py && $(PY) benchmarks/train_step.py

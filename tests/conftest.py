@@ -9,6 +9,16 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from tests.helpers import REPO, TINY_DEMO_SCALE
 
+SLOW_FOLDERS = ("e2e", "integration")  # they train through the real entry point; unit tests never do
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Every end-to-end and integration test is ``slow`` by where it lives, so ``make test-fast`` (``-m 'not
+    slow'``) is the unit suite without anyone having to remember a marker."""
+    for item in items:
+        if Path(str(item.fspath)).parent.name in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
+
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
