@@ -40,22 +40,32 @@ def run_dir(ckpt_path: str | None, default: str) -> str:
     return str(path.resolve() if path.is_dir() else run_dir_of(path))
 
 
-def resume_checkpoint(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """The checkpoint to resume from: ``last`` or a run dir -> that run's ``checkpoints/last.ckpt``; a file as is."""
+def resume_checkpoint(ckpt_path: str | None, run_dir: str | Path | None) -> str | None:
+    """The checkpoint to resume from: ``last`` (with ``run_dir``, the run given as hydra.run.dir) or a run dir ->
+    that run's ``checkpoints/last.ckpt``; a file as is; None for a new run. Used before Hydra starts (preflight)
+    and inside the job, so both read ``ckpt_path`` the same way."""
     if not _resumes(ckpt_path):
         return None
-    if ckpt_path == RESUME_LATEST or Path(ckpt_path).is_dir():
-        run = output_dir if ckpt_path == RESUME_LATEST else Path(ckpt_path)
-        last = run / "checkpoints" / "last.ckpt"
+    if ckpt_path == RESUME_LATEST and not run_dir:
+        raise FacemixConfigError(
+            "ckpt_path=last resumes the run named by hydra.run.dir, but no hydra.run.dir was given. Use "
+            "ckpt_path=<run dir> (or ckpt_path=last hydra.run.dir=<run dir>)."
+        )
+    path = Path(str(run_dir if ckpt_path == RESUME_LATEST else ckpt_path)).expanduser()
+    if path.is_dir():
+        last = path / "checkpoints" / "last.ckpt"
         if not last.is_file():
             raise FacemixConfigError(
-                f"ckpt_path={ckpt_path}: {last} does not exist. Resume a run that saved a checkpoint: "
-                "ckpt_path=<its run dir>, ckpt_path=<a .ckpt file>, or ckpt_path=last hydra.run.dir=<its run dir>."
+                f"ckpt_path={ckpt_path}: {last} does not exist, so there is nothing to resume (the run stopped "
+                "before its first epoch ended, or this is not a run dir). Start a new run, or pass a .ckpt file."
             )
         return str(last)
-    if not Path(ckpt_path).is_file():
-        raise FacemixConfigError(f"ckpt_path={ckpt_path} is not a file or run dir; pass a run's .ckpt or its dir.")
-    return str(ckpt_path)
+    if not path.exists():
+        raise FacemixConfigError(
+            f"ckpt_path={ckpt_path} does not exist. Resume with the run dir (ckpt_path=outputs/<date>/<run>) or a "
+            ".ckpt inside its checkpoints/ folder; nothing was written."
+        )
+    return str(path)
 
 
 def hydra_subdir(ckpt_path: str | None) -> str:

@@ -97,9 +97,9 @@ def _last_checkpoint(run_dir: Path) -> tuple[str | None, int | None]:
     if not last.is_file():
         return None, None
     try:
-        import torch
+        from facemix.checkpoints import load_checkpoint  # here: checkpoints imports this module
 
-        return str(last), int(torch.load(last, map_location="cpu", weights_only=True, mmap=True)["epoch"]) + 1
+        return str(last), int(load_checkpoint(last, mmap=True, verify=False)["epoch"]) + 1
     except Exception:  # a record of the interrupt must not fail on a half-written checkpoint
         return str(last), None
 

@@ -192,7 +192,7 @@ def _evaluate_samples(
         module=module,
         **report,
     )
-    true_probs = probs[np.arange(len(y_true)), y_true] if len(y_true) else np.ones(0)
+    true_probs = probs[np.arange(len(y_true)), y_true]  # mean NLL of the true class: the test/loss figure
     evaluation["loss"] = float(-np.log(np.clip(true_probs, 1e-12, None)).mean()) if len(y_true) else float("nan")
     return evaluation
 
@@ -250,7 +250,8 @@ def evaluate_module(
     was trained with (its hparams); ``fresh``: write into a new ``output_dir[-N]`` instead of ``output_dir``;
     ``dataset``: that split as training serves it (cached pixels), instead of decoding the files again."""
     run_dir = Path(run_dir)
-    samples = _split_samples(run_dir, split)
+    # a served dataset carries its rows (the manifest's, in order): no second read, predictions stay aligned
+    samples = dataset.samples if dataset is not None else _split_samples(run_dir, split)
     out = _output_dir(output_dir, fresh)
     return _evaluate_samples(
         module,

@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from facemix.checkpoints import architecture_of, load_checkpoint, run_dir_of
-from facemix.config import CONFIG_PATH, RESUME_LATEST
+from facemix.config import CONFIG_PATH, resume_checkpoint
 from facemix.errors import FacemixConfigError
 from facemix.validation import validate_config
 
@@ -107,39 +107,13 @@ def _saved_overrides(run: Path) -> tuple[list[str], Path] | None:
     return [str(o) for o in saved if _key(str(o)) != "ckpt_path"], newest
 
 
-def _checkpoint_to_resume(ckpt_path: str, run_dir_override: str | None) -> Path:
-    if ckpt_path == RESUME_LATEST:
-        if not run_dir_override:
-            raise FacemixConfigError(
-                "ckpt_path=last resumes the run named by hydra.run.dir, but no hydra.run.dir was given. Use "
-                "ckpt_path=<run dir> (or ckpt_path=last hydra.run.dir=<run dir>)."
-            )
-        path = Path(run_dir_override).expanduser()
-    else:
-        path = Path(ckpt_path).expanduser()
-    if path.is_dir():
-        last = path / "checkpoints" / "last.ckpt"
-        if not last.is_file():
-            raise FacemixConfigError(
-                f"ckpt_path={ckpt_path}: {last} does not exist, so there is nothing to resume (the run stopped "
-                "before its first epoch ended, or this is not a run dir). Start a new run, or pass a .ckpt file."
-            )
-        return last
-    if not path.exists():
-        raise FacemixConfigError(
-            f"ckpt_path={ckpt_path} does not exist. Resume with the run dir (ckpt_path=outputs/<date>/<run>) or a "
-            ".ckpt inside its checkpoints/ folder; nothing was written."
-        )
-    return path
-
-
 def replay_for_resume(line: CommandLine) -> CommandLine:
     """The command line that continues the run ``ckpt_path`` names: its saved overrides, with the allowed changes
     given now. Refuses a damaged checkpoint and any change to what the run trains."""
     ckpt_path = line.value("ckpt_path")
     if not _resuming(ckpt_path):
         return line
-    checkpoint = _checkpoint_to_resume(ckpt_path, line.value("hydra.run.dir"))
+    checkpoint = Path(resume_checkpoint(ckpt_path, line.value("hydra.run.dir")))
     ckpt = load_checkpoint(checkpoint, mmap=True)
     saved = _saved_overrides(run_dir_of(checkpoint))
     if saved is None:  # a checkpoint outside a run dir: train() compares its architecture with the config

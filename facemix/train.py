@@ -1,5 +1,5 @@
-"""``facemix-train [overrides]`` (or ``python -m facemix.train``): config -> datamodule, model, trainer -> fit, test,
-report.
+"""``facemix-train [overrides]`` (or ``python -m facemix.train``): command line checked -> config -> datamodule, model,
+trainer -> fit -> one evaluation pass of the best checkpoint -> report.
 
 Thin on purpose: everything it wires is built from ``_target_`` configs, so a sweep or a test changes behaviour
 by overriding config, never by editing this file.
@@ -86,13 +86,8 @@ def _guard_run_dir(output_dir: Path, resuming: bool) -> None:
         )
 
 
-KEPT_ON_RESUME = (
-    "train.log",
-    "manifest.csv",
-    "dataset_card.md",
-    "dataset_card.png",
-    "dataset_card.json",
-)  # the data stays
+# a resumed run keeps its log and the description of the data it started with
+KEPT_ON_RESUME = ("train.log", "manifest.csv", "dataset_card.md", "dataset_card.png", "dataset_card.json")
 
 
 def _keep_earlier_reports(output_dir: Path) -> None:
@@ -142,7 +137,7 @@ def _hydra_runtime() -> tuple[dict, list[str]]:
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Fit, test the best checkpoint, write the report; return ``cfg.optimized_metric`` (for sweepers)."""
+    """Fit, evaluate the best checkpoint, write the report; return ``cfg.optimized_metric`` (for sweepers)."""
     output_dir = Path(cfg.paths.output_dir)
     validate_config(cfg)
     resume_from = resume_checkpoint(cfg.get("ckpt_path"), output_dir)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 AUTO = "auto"
@@ -206,11 +206,20 @@ def probe_key(machine: Machine, model: str, options: dict, image_size: int, batc
     )
 
 
+def _device_count(devices) -> int:
+    """Lightning's ``trainer.devices`` as a count: a list or "0,1" by its length, -1 (all) as -1, auto as one."""
+    if isinstance(devices, (list, ListConfig)):
+        return len(devices)
+    text = str(devices).strip()
+    if "," in text:
+        return len([d for d in text.split(",") if d.strip()])
+    return int(text) if text.lstrip("-").isdigit() else 1
+
+
 def _multi_process(trainer_cfg) -> bool:
-    devices, nodes = trainer_cfg.get("devices", 1), trainer_cfg.get("num_nodes", 1) or 1
-    many = devices == -1 or (isinstance(devices, int) and devices > 1) or (not isinstance(devices, (int, str)))
-    many = many or (isinstance(devices, str) and devices not in ("1", AUTO) and devices.replace(",", "").isdigit())
-    return bool(many or nodes > 1 or "ddp" in str(trainer_cfg.get("strategy", "")))
+    """Whether the run starts more than one process: then each rank would probe on its own and might disagree."""
+    several = _device_count(trainer_cfg.get("devices", 1)) != 1 or (trainer_cfg.get("num_nodes") or 1) > 1
+    return several or "ddp" in str(trainer_cfg.get("strategy", ""))
 
 
 def speed_settings(

@@ -271,6 +271,5 @@ def validate_config(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> None:
     if problems:
         count = "1 config value is" if len(problems) == 1 else f"{len(problems)} config values are"
         raise FacemixConfigError(
-            f"{count} wrong: {'; '.join(problems)}. Fix the override (or the config file that sets it) and "
-            "start again."
+            f"{count} wrong: {'; '.join(problems)}. Fix the override (or the config file that sets it) and start again."
         )
