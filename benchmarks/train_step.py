@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import statistics
 import time
 from pathlib import Path
@@ -78,7 +79,8 @@ def plain_loop(
     if compile:
         net.compile()
     params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=1e-4, **_fused_kwargs(torch.optim.Adam, params))
+    build = functools.partial(torch.optim.Adam, lr=1e-4)
+    opt = build(params, **_fused_kwargs(build, params))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     net.train()
 

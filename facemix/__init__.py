@@ -12,4 +12,4 @@ import cv2  # noqa: E402
 # processes (loader workers, pools), so OpenCV stays single-threaded in every facemix process.
 cv2.setNumThreads(0)
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"

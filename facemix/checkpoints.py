@@ -98,7 +98,7 @@ def load_module(path: str | Path):
     ckpt = load_checkpoint(path)
     if "hyper_parameters" not in ckpt:
         raise BadCheckpointError(f"{path} is not a facemix training checkpoint (no hyper_parameters). {_ADVICE}")
-    hparams = {**ckpt["hyper_parameters"], "pretrained": False}  # the weights come from the checkpoint
+    hparams = {**upgraded_hparams(ckpt["hyper_parameters"]), "pretrained": False}  # weights: the checkpoint's
     module = ClassifierModule(**hparams)
     try:
         module.load_state_dict(with_temperature(ckpt["state_dict"]))
@@ -110,6 +110,35 @@ def load_module(path: str | Path):
             "The file was edited or mixed from two runs; use a checkpoint as facemix.train wrote it."
         ) from exc
     return module.eval()
+
+
+def upgraded_hparams(hparams: dict) -> dict:
+    """Checkpoints of facemix 0.2 and earlier (before optimisers were config) kept Adam / plateau settings as flat
+    keys; they become the equivalent ``optimizer`` / ``scheduler`` configs, so those checkpoints still load."""
+    flat = ("lr", "weight_decay", "plateau_factor", "plateau_patience")
+    if not any(k in hparams for k in flat):
+        return hparams
+    old = {k: hparams[k] for k in flat if k in hparams}
+    rest = {k: v for k, v in hparams.items() if k not in flat}
+    rest.setdefault(
+        "optimizer",
+        {
+            "_target_": "torch.optim.Adam",
+            "_partial_": True,
+            "lr": old.get("lr", 1e-3),
+            "weight_decay": old.get("weight_decay", 0.0),
+        },
+    )
+    rest.setdefault(
+        "scheduler",
+        {
+            "_target_": "facemix.models.schedules.plateau",
+            "_partial_": True,
+            "factor": old.get("plateau_factor", 0.5),
+            "patience": old.get("plateau_patience", 2),
+        },
+    )
+    return rest
 
 
 def architecture_of(ckpt: dict) -> str:

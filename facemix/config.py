@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from facemix.checkpoints import run_dir_of
 from facemix.errors import FacemixConfigError
@@ -25,6 +25,19 @@ RESUME_LATEST = "last"
 # overrides that say where a run reads and writes, not what it is: left out of run names
 PLACE_KEYS = ("hydra.", "paths.", "ckpt_path", "data.root", "data.num_workers", "trainer.enable_progress_bar", "tags")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")  # what Hydra's override grammar takes unquoted (ckpt_path=<run dir>)
+
+
+def compose_config(overrides: Sequence[str] = (), name: str = "train") -> DictConfig:
+    """The packaged config as ``facemix-<name> <overrides>`` would compose it, without a run (no run dir, no
+    ``hydra:`` values): for the preflight, tests, notebooks and benchmarks. Inside a running Hydra app it composes
+    with that app's search path."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(name, overrides=list(overrides))
+    with initialize_config_module(CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
+        return compose(name, overrides=list(overrides))
 
 
 def _resumes(ckpt_path: str | None) -> bool:

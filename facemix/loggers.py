@@ -99,7 +99,18 @@ class ResumableCSVLogger(CSVLogger):
         return self._experiment
 
 
-RUN_GROUPS = ("data", "data/sources", "augment", "model", "regularization", "trainer", "experiment", "debug")
+RUN_GROUPS = (
+    "data",
+    "data/sources",
+    "augment",
+    "model",
+    "optimizer",
+    "scheduler",
+    "regularization",
+    "trainer",
+    "experiment",
+    "debug",
+)
 
 
 def run_params(choices: Mapping[str, Any], overrides: Sequence[str], seed: int, tags: Sequence[str]) -> dict:

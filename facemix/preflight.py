@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from facemix.checkpoints import architecture_of, load_checkpoint, run_dir_of
-from facemix.config import CONFIG_PATH, resume_checkpoint
+from facemix.config import compose_config, resume_checkpoint
 from facemix.errors import FacemixConfigError
 from facemix.validation import validate_config
 
@@ -181,13 +181,11 @@ def check_writable_place(path: Path, key: str) -> None:
 
 def _nearest_key_hint(message: str, overrides: Sequence[str]) -> str:
     """``did you mean data.batch_size?`` for a mistyped key, from the keys of the composed default config."""
-    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
     groups = [o for o in overrides if "." not in _key(o) and "=" in o]
     try:
-        with initialize_config_module(CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
-            cfg = compose("train", overrides=groups)
+        cfg = compose_config(groups)
         keys = _all_keys(OmegaConf.to_container(cfg, resolve=False))
     except Exception:
         return ""
@@ -213,13 +211,11 @@ def _all_keys(node, prefix: str = "") -> list[str]:
 
 def compose_and_validate(line: CommandLine) -> None:
     """Compose the config these overrides make and check its values, before Hydra creates the run dir."""
-    from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        with initialize_config_module(CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
-            cfg = compose("train", overrides=line.overrides)
+        cfg = compose_config(line.overrides)
     except (HydraException, OmegaConfBaseException) as exc:
         message = " ".join(str(exc).split()).split(" Config search path:")[0]  # Hydra's search path: noise here
         raise FacemixConfigError(

@@ -26,7 +26,8 @@ def preview(cfg: DictConfig) -> Path:
     datamodule.setup("fit")
     fig = augmentation_grid(datamodule.datasets["train"], datamodule.class_names, cfg.get("per_class", 8), cfg.seed)
     path = save_figure(fig, Path(cfg.paths.output_dir) / "augment_preview.png")
-    print(f"augmentation preview ({cfg.augment.preset}, {datamodule.image_size} px): {path}")
+    ops = ", ".join(name for name, op in cfg.augment.items() if op is not None) or "no ops"
+    print(f"augmentation preview ({ops}; {datamodule.image_size} px): {path}")
     return path
 
 

@@ -71,7 +71,15 @@ def preprocessing_of(cfg: DictConfig) -> Preprocessing:
 
 
 def build_datamodule(cfg: DictConfig, prep: Preprocessing, **kwargs) -> pl.LightningDataModule:
-    return instantiate(cfg.data, image_size=prep.image_size, interpolation=prep.interpolation, **kwargs)
+    # not recursive: the augment / offline-recipe ops stay configs, built per process by facemix.augment
+    return instantiate(
+        cfg.data,
+        _recursive_=False,
+        _convert_="all",
+        image_size=prep.image_size,
+        interpolation=prep.interpolation,
+        **kwargs,
+    )
 
 
 def _guard_run_dir(output_dir: Path, resuming: bool) -> None:
@@ -164,6 +172,7 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
         log.info("%s=%s: %s", name, choice.value, choice.reason)
     model = instantiate(
         cfg.model,
+        _recursive_=False,  # model.optimizer / .scheduler stay configs; the module builds them in configure_optimizers
         channels_last=speed["channels_last"].value,
         compile=speed["compile"].value,
         _convert_="all",  # plain containers in hparams, so checkpoints load with torch.load(weights_only=True)

@@ -150,10 +150,14 @@ RULES: tuple[Rule, ...] = (
     Rule("data.cache", flag, "true or false"),
     Rule("data.keep_source_splits", flag, "true or false"),
     Rule("loss.label_smoothing", number(0, 1, high_open=True), "a number in [0, 1)"),
-    Rule("model.lr", number(0, 10, low_open=True), "a learning rate > 0 (e.g. 1e-4)"),
-    Rule("model.weight_decay", number(0, 10), "a number >= 0"),
-    Rule("model.plateau_factor", number(0, 1, low_open=True, high_open=True), "a number in (0, 1)"),
-    Rule("model.plateau_patience", whole(0), "a whole number of epochs >= 0"),
+    Rule("model.optimizer.lr", number(0, 10, low_open=True), "a learning rate > 0 (e.g. 1e-4)"),
+    Rule("model.optimizer.weight_decay", number(0, 10), "a number >= 0"),
+    Rule("model.optimizer.momentum", number(0, 1, high_open=True), "a number in [0, 1)"),
+    Rule("model.scheduler.factor", number(0, 1, low_open=True, high_open=True), "a number in (0, 1)"),
+    Rule("model.scheduler.patience", whole(0), "a whole number of validations >= 0"),
+    Rule("model.scheduler.warmup_fraction", number(0, 1, high_open=True), "a fraction of the steps in [0, 1)"),
+    Rule("model.scheduler.min_lr_ratio", number(0, 1), "a number in [0, 1]"),
+    Rule("model.scheduler.pct_start", number(0, 1, low_open=True, high_open=True), "a fraction in (0, 1)"),
     Rule("model.freeze_backbone", flag, "true or false"),
     Rule("model.channels_last", lambda v: flag(v) or v == "auto", "true, false or auto (a timed probe decides)"),
     Rule("model.compile", lambda v: flag(v) or v == "auto", "true, false or auto (on for CUDA only)"),
@@ -244,6 +248,23 @@ def _class_weights_problem(cfg: DictConfig) -> str | None:
     return None
 
 
+def _ops_problems(cfg: DictConfig) -> list[str]:
+    """Augmentation ops (``augment.<op>``, ``data.offline.recipe.<op>``) are built here, cheaply, so a misspelt
+    argument stops the run now rather than after the scan."""
+    problems = []
+    for key in ("augment", "data.offline.recipe"):
+        ops = _value(cfg, key)
+        if ops is _ABSENT or ops is None:
+            continue
+        from facemix.augment.presets import build_ops
+
+        try:
+            build_ops(ops if isinstance(ops, dict) else {"": ops}, key=key)
+        except FacemixConfigError as exc:
+            problems.append(str(exc).rstrip("."))
+    return problems
+
+
 def _show(value: Any) -> str:
     return "null" if value is None else repr(value) if isinstance(value, str) else str(value)
 
@@ -259,6 +280,7 @@ def config_problems(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> list[str]
             problems.append(f"{rule.key}={_show(value)} must be {rule.requirement}")
     if (weights := _class_weights_problem(cfg)) is not None:
         problems.append(weights)
+    problems += _ops_problems(cfg)
     size, cache_size = _value(cfg, "data.image_size"), _value(cfg, "data.cache_size")
     if _is_int(size) and _is_int(cache_size) and cache_size < size:
         problems.append(f"data.cache_size={cache_size} must be >= data.image_size={size} (or null)")

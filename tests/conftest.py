@@ -19,6 +19,7 @@ def pytest_collection_modifyitems(items) -> None:
         if Path(str(item.fspath)).parent.name in SLOW_FOLDERS:
             item.add_marker(pytest.mark.slow)
 
+
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 

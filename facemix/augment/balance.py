@@ -13,42 +13,39 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import albumentations as A
 import cv2
 import numpy as np
 
+from facemix.augment.presets import build_ops
 from facemix.data.images import load_rgb
 from facemix.data.manifest import Sample, class_counts, file_sha1
 from facemix.data.shared import build_once, private_name, remove_leftovers
 from facemix.errors import FacemixConfigError
 from facemix.progress import track
 
-CACHE_VERSION = 2  # 2: the index records each generated file's sha1
+CACHE_VERSION = 3  # 2: the index records each generated file's sha1; 3: the recipe is its config, not a name
 UNUSED = "unused"  # split of train rows that subsampling left out (kept in the manifest for the record)
 
 
-def study_recipe() -> A.BasicTransform:
-    """The study's offline recipe: rotate clockwise or anticlockwise, flip horizontally, Gaussian noise, blur."""
-    return A.OneOf(
-        [
-            A.Rotate(limit=(10, 30), border_mode=cv2.BORDER_REFLECT_101, p=1.0),
-            A.Rotate(limit=(-30, -10), border_mode=cv2.BORDER_REFLECT_101, p=1.0),
-            A.HorizontalFlip(p=1.0),
-            A.GaussNoise(std_range=(0.04, 0.1), p=1.0),
-            A.Blur(blur_limit=(3, 7), p=1.0),
-        ],
-        p=1.0,
-    )
+def recipe_transform(recipe: Mapping[str, Any], seed: int) -> A.Compose:
+    """One of the recipe's ops per generated image (``data.offline.recipe``: named ops, each a ``_target_``; the
+    study's: rotate clockwise or anticlockwise, flip horizontally, Gaussian noise, blur)."""
+    ops = build_ops(recipe, key="data.offline.recipe")
+    if not ops:
+        raise FacemixConfigError(
+            "data.offline.recipe has no ops, so offline balancing would only copy images; give it at least one "
+            "(see conf/data/unbalanced.yaml), or use data.balance=sampler."
+        )
+    return A.Compose([A.OneOf(ops, p=1.0)], seed=seed)
 
 
-RECIPES: dict[str, Callable[[], A.BasicTransform]] = {"study": study_recipe}
-
-
-def cache_key(train: Sequence[Sample], recipe: str, target: int, seed: int) -> str:
+def cache_key(train: Sequence[Sample], recipe: Mapping[str, Any], target: int, seed: int) -> str:
     payload = {
         "version": CACHE_VERSION,
         "recipe": recipe,
@@ -72,10 +69,9 @@ def _plan_parents(train: Sequence[Sample], classes: Sequence[str], target: int, 
     return parents
 
 
-def _generate(parents: Sequence[Sample], recipe: str, seed: int, out_dir: Path, progress: bool) -> None:
+def _generate(parents: Sequence[Sample], transform: A.Compose, out_dir: Path, progress: bool) -> None:
     remove_leftovers(out_dir)
     tmp = private_name(out_dir)
-    transform = A.Compose([RECIPES[recipe]()], seed=seed)
     rows = []
     items = track(enumerate(parents), len(parents), f"Generating {len(parents)} balanced train images", progress)
     for i, parent in items:
@@ -97,14 +93,14 @@ def offline_balance(
     samples: Sequence[Sample],
     classes: Sequence[str],
     cache_dir: str | Path,
+    recipe: Mapping[str, Any],
     target_per_class: int | None = None,
-    recipe: str = "study",
     seed: int = 0,
     progress: bool = True,
 ) -> list[Sample]:
-    """Return the manifest with the train split balanced to ``target_per_class`` (default: the majority's count)."""
-    if recipe not in RECIPES:
-        raise FacemixConfigError(f"data.offline.recipe is '{recipe}'; choose one of {sorted(RECIPES)}.")
+    """Return the manifest with the train split balanced to ``target_per_class`` (default: the majority's count)
+    with ``recipe`` (``data.offline.recipe``; the study's is in conf/data/unbalanced.yaml)."""
+    transform = recipe_transform(recipe, seed)  # built first: a bad op stops before any image is written
     train = [s for s in samples if s.split == "train" and not s.parent]
     counts = class_counts(train, classes)
     target = int(target_per_class or max(counts.values()))
@@ -114,7 +110,7 @@ def offline_balance(
     parents = _plan_parents(train, classes, target, seed)
     build_once(
         lambda: (out_dir / "index.csv").exists(),
-        lambda: _generate(parents, recipe, seed, out_dir, progress),
+        lambda: _generate(parents, transform, out_dir, progress),
         out_dir.with_name(out_dir.name + ".lock"),
         f"the offline-balanced train images {out_dir}",
     )

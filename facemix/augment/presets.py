@@ -1,4 +1,4 @@
-"""Albumentations pipelines, by preset name.
+"""Albumentations pipelines built from config (``conf/augment/*.yaml``: named ops, each a ``_target_``).
 
 Resize comes first (area interpolation), so every later op works on the small training-size image instead of a
 600 px original: augmenting after the resize is what keeps the loader ahead of the model on a small CPU. Pipelines
@@ -8,12 +8,16 @@ per-image float conversion and ship a quarter of the bytes to the main process a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Mapping
+from typing import Any
 
 import albumentations as A
 import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from facemix.errors import FacemixConfigError
 
@@ -26,51 +30,51 @@ INTERPOLATIONS = {  # timm's names (a model's pretrained config) -> OpenCV flags
 }
 
 
-def _none() -> list[A.BasicTransform]:
-    return []
+_IGNORED_ARGUMENT = ("are not valid for transform", "automatically adjusted")
 
 
-def _light() -> list[A.BasicTransform]:
-    return [
-        A.HorizontalFlip(p=0.5),
-        A.Affine(
-            scale=(0.9, 1.1),
-            translate_percent=(-0.06, 0.06),
-            rotate=(-10, 10),
-            border_mode=cv2.BORDER_REFLECT_101,
-            p=0.7,
-        ),
-        A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
-    ]
+def build_ops(ops: Mapping[str, Any] | None, key: str = "augment") -> list[A.BasicTransform]:
+    """Albumentations transforms from a config mapping ``{name: {_target_: albumentations.X, **args}}`` in its
+    order; a ``null`` entry is an op switched off (``augment.affine=null``). ``key`` names the mapping in errors."""
+    built = []
+    for name, spec in (ops or {}).items():
+        if spec is None:
+            continue
+        if not isinstance(spec, Mapping) or "_target_" not in spec:
+            raise FacemixConfigError(
+                f"{key}.{name} is {spec!r}; each op is a mapping with a _target_ (an Albumentations transform) and its "
+                f"arguments, e.g. {key}.{name}={{_target_: albumentations.HorizontalFlip, p: 0.5}}, or null to skip it."
+            )
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                op = instantiate(spec, _convert_="all")
+            # Albumentations only warns about an argument it does not know (a typo would do nothing) or a range
+            # it "adjusted" (the run would not do what the config says): both are errors here
+            ignored = [str(w.message) for w in caught if any(s in str(w.message) for s in _IGNORED_ARGUMENT)]
+            if ignored:
+                raise ValueError(ignored[0])
+        except Exception as exc:  # Hydra wraps the transform's own complaint (bad argument name or range)
+            lines = str(exc.__cause__ or exc).strip().splitlines()
+            reason = " ".join(x.strip() for x in lines if x.strip() and not x.strip().startswith("For further"))
+            reason = reason.rstrip(".")
+            raise FacemixConfigError(
+                f"{key}.{name} ({spec['_target_']}) cannot be built: {reason}. Fix its arguments in the override or in "
+                f"your copy of the augment config (the Albumentations docs list each transform's arguments)."
+            ) from exc
+        if not isinstance(op, A.BasicTransform | A.BaseCompose):
+            raise FacemixConfigError(
+                f"{key}.{name}: {spec['_target_']} is not an Albumentations transform (got {type(op).__name__})."
+            )
+        built.append(op)
+    return built
 
 
-def _keras() -> list[A.BasicTransform]:
-    """The ImageDataGenerator settings the source studies used: rotation 20, shifts 0.2, zoom 0.2, flip,
-    brightness 0.8-1.2 (Keras' rescale is the model's own normalisation)."""
-    return [
-        A.Affine(
-            rotate=(-20, 20), translate_percent=(-0.2, 0.2), scale=(0.8, 1.2), border_mode=cv2.BORDER_REFLECT_101, p=1.0
-        ),
-        A.HorizontalFlip(p=0.5),
-        A.ColorJitter(brightness=(0.8, 1.2), contrast=0, saturation=0, hue=0, p=1.0),
-    ]
+def preset_ops(name: str) -> dict[str, Any]:
+    """The ops of a shipped ``conf/augment/<name>.yaml`` (its defaults included), for code outside a Hydra run."""
+    from facemix.config import compose_config
 
-
-def _strong() -> list[A.BasicTransform]:
-    return [
-        *_light(),
-        A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.3, hue=0.05, p=0.7),
-        A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.GaussNoise(std_range=(0.02, 0.08))], p=0.4),
-        A.CoarseDropout(num_holes_range=(1, 3), hole_height_range=(0.1, 0.2), hole_width_range=(0.1, 0.2), p=0.4),
-    ]
-
-
-PRESETS: dict[str, Callable[[], list[A.BasicTransform]]] = {
-    "none": _none,
-    "light": _light,
-    "keras": _keras,
-    "strong": _strong,
-}
+    return OmegaConf.to_container(compose_config([f"augment={name}"]).augment, resolve=True)
 
 
 def interpolation_flag(name: str) -> int:
@@ -90,12 +94,14 @@ def _resize(image_size: int, interpolation: str) -> A.BasicTransform:
     return A.Resize(image_size, image_size, interpolation=interpolation_flag(interpolation))
 
 
-def train_transform(preset: str, image_size: int, seed: int | None = None, interpolation: str = "area") -> A.Compose:
-    """``seed``: Albumentations draws from its own generator, not the global ones ``seed_everything`` sets, so a
+def train_transform(
+    ops: Mapping[str, Any] | None, image_size: int, seed: int | None = None, interpolation: str = "area"
+) -> A.Compose:
+    """The resize, then the configured ops (``augment`` in the run config), then a uint8 tensor.
+
+    ``seed``: Albumentations draws from its own generator, not the global ones ``seed_everything`` sets, so a
     reproducible run seeds it here (and each loader worker reseeds it, see ``facemix.data.dataset``)."""
-    if preset not in PRESETS:
-        raise FacemixConfigError(f"augment.preset is '{preset}'; choose one of {sorted(PRESETS)}.")
-    return A.Compose([_resize(image_size, interpolation), *PRESETS[preset](), ToTensorV2()], seed=seed)
+    return A.Compose([_resize(image_size, interpolation), *build_ops(ops), ToTensorV2()], seed=seed)
 
 
 def eval_transform(image_size: int, interpolation: str = "area") -> A.Compose:

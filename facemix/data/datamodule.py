@@ -62,7 +62,7 @@ class FaceMixDataModule(pl.LightningDataModule):
         samples_per_epoch: int | None = None,
         epoch_size_factor: float = 1.0,
         offline: Mapping[str, Any] | None = None,
-        augment: str = "light",
+        augment: Mapping[str, Any] | None = None,
         seed: int = 0,
         pin_memory: bool = False,
         strict: bool = False,
@@ -99,7 +99,12 @@ class FaceMixDataModule(pl.LightningDataModule):
         self.samples_per_epoch = samples_per_epoch
         self.epoch_size_factor = epoch_size_factor
         self.offline = dict(offline or {})
-        self.augment = augment
+        if balance == "offline" and not self.offline.get("recipe"):
+            raise FacemixConfigError(
+                "data.balance=offline needs data.offline.recipe, the ops that make the new images (the study's is in "
+                "conf/data/unbalanced.yaml); compose from data=balanced_offline or give the recipe."
+            )
+        self.augment = dict(augment or {})  # named Albumentations ops (conf/augment/*.yaml)
         self.seed = seed
         self.pin_memory = pin_memory
         self.strict = strict
@@ -193,7 +198,7 @@ class FaceMixDataModule(pl.LightningDataModule):
                 self.class_names,
                 cache_dir=self.offline.get("cache_dir") or self.manifest_path.parent / "offline_cache",
                 target_per_class=self.offline.get("target_per_class"),
-                recipe=self.offline.get("recipe", "study"),
+                recipe=self.offline["recipe"],
                 seed=self.seed,
             )
         write_manifest(samples, self.manifest_path)

@@ -53,7 +53,7 @@ def test_optuna_search_maximises_val_macro_f1(data_dir, tmp_path):
     result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     trials = [json.loads((job_dir(sweep, j) / "summary.json").read_text()) for j in (0, 1)]
     assert result["best_value"] == pytest.approx(max(t["val_f1_best"] for t in trials))
-    assert set(result["best_params"]) >= {"model.lr", "model.options.dropout"}  # batch size: fixed by the CLI
+    assert set(result["best_params"]) >= {"model.optimizer.lr", "model.options.dropout"}  # batch size: fixed by the CLI
 
 
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "model=simple_cnn"]

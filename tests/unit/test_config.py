@@ -30,7 +30,7 @@ def test_trainer_names_tell_the_truth(overrides, trainer):
 def test_debug_presets_compose():
     assert _compose("debug=fdr").trainer.fast_dev_run is True
     overfit = _compose("debug=overfit")
-    assert overfit.trainer.overfit_batches == 2 and overfit.augment.preset == "none" and overfit.data.balance == "none"
+    assert overfit.trainer.overfit_batches == 2 and len(overfit.augment) == 0 and overfit.data.balance == "none"
     limit = _compose("debug=limit").trainer
     assert limit.limit_train_batches < 1 and limit.max_epochs == 3
     assert _compose("debug=profiler").trainer.profiler._target_.endswith("SimpleProfiler")
@@ -89,9 +89,15 @@ def test_metrics_split_into_sub_runs_that_share_a_chart():
 
 def test_run_params_hold_choices_overrides_seed_and_tags():
     choices = {"model": "vgg16", "debug": None, "hydra/launcher": "basic", "paths": "default"}
-    overrides = ["seed=1", "model=vgg16", "hydra.run.dir=x", "model.lr=0.1", "trainer.enable_progress_bar=false"]
+    overrides = [
+        "seed=1",
+        "model=vgg16",
+        "hydra.run.dir=x",
+        "model.optimizer.lr=0.1",
+        "trainer.enable_progress_bar=false",
+    ]
     params = run_params(choices, overrides, 1, ["a"])
-    assert params == {"choice/model": "vgg16", "override/model.lr": "0.1", "seed": 1, "tags": "a"}
+    assert params == {"choice/model": "vgg16", "override/model.optimizer.lr": "0.1", "seed": 1, "tags": "a"}
 
 
 def test_preprocessing_follows_the_backbone_and_explicit_values_win():

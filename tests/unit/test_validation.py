@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_module
 
 from facemix.checkpoints import BadCheckpointError, UnsafeCheckpointError, load_checkpoint
-from facemix.config import register_resolvers
+from facemix.config import compose_config, register_resolvers
 from facemix.errors import FacemixConfigError, find_user_error, interrupt_signal
 from facemix.preflight import CommandLine, refuse_existing_run_dir, replay_for_resume
 from facemix.validation import config_problems, validate_config
@@ -23,14 +22,15 @@ register_resolvers()
 
 
 def _compose(*overrides: str, name: str = "train"):
-    with initialize_config_module("facemix.conf", version_base="1.3"):
-        return compose(name, overrides=list(overrides))
+    return compose_config(overrides, name)
 
 
 @pytest.mark.parametrize(
     "overrides",
     [[f"experiment={p.stem}"] for p in sorted((CONF / "experiment").glob("*.yaml"))]
-    + [[f"model={p.stem}"] for p in sorted((CONF / "model").glob("*.yaml"))]
+    + [[f"model={p.stem}"] for p in sorted((CONF / "model").glob("[!_]*.yaml"))]
+    + [[f"optimizer={p.stem}"] for p in sorted((CONF / "optimizer").glob("*.yaml"))]
+    + [[f"scheduler={p.stem}"] for p in sorted((CONF / "scheduler").glob("*.yaml"))]
     + [[f"data={p.stem}", "data.root=/somewhere"] for p in sorted((CONF / "data").glob("*.yaml"))]
     + [[f"regularization={p.stem}"] for p in sorted((CONF / "regularization").glob("*.yaml"))]
     + [["trainer=ddp"], ["trainer=cpu"], ["hparams_search=optuna"], ["debug=overfit"]],
@@ -58,7 +58,7 @@ def test_all_problems_in_one_paragraph_naming_each_key():
 
 def test_booleans_are_not_numbers_and_infinities_are_not_learning_rates():
     assert config_problems(_compose("data.batch_size=true"))
-    assert config_problems(_compose("model.lr=inf"))
+    assert config_problems(_compose("model.optimizer.lr=inf"))
     assert config_problems(_compose("loss.class_weights=[1,nan,1]"))
     assert config_problems(_compose("trainer.max_epochs=-1")) == []  # Lightning's "no limit"
 
@@ -177,3 +177,17 @@ def test_a_new_run_never_goes_into_a_folder_that_holds_anything(tmp_path):
     refuse_existing_run_dir(CommandLine.parse(["train", f"hydra.run.dir={tmp_path / 'new'}"]))  # new: fine
     (tmp_path / "empty").mkdir()
     refuse_existing_run_dir(CommandLine.parse(["train", f"hydra.run.dir={tmp_path / 'empty'}"]))  # empty: fine
+
+
+@pytest.mark.parametrize(
+    ("override", "expect"),
+    [
+        ("augment.affine.rotat=[-5,5]", "augment.affine (albumentations.Affine) cannot be built: Argument(s) 'rotat'"),
+        ("augment.horizontal_flip=0.5", "augment.horizontal_flip is 0.5; each op is a mapping with a _target_"),
+        ("data.offline.recipe.blur.blur_limit=[9,3]", "recipe.blur (albumentations.Blur) cannot be built: blur_limit"),
+        ("augment.affine.rotate=wide", "augment.affine (albumentations.Affine) cannot be built: 2 validation errors"),
+    ],
+)
+def test_a_broken_augmentation_op_is_found_before_the_run(override, expect):
+    problems = config_problems(_compose("data=balanced_offline", f"+{override}" if "rotat=" in override else override))
+    assert any(expect in p for p in problems), problems
