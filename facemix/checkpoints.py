@@ -141,6 +141,18 @@ def upgraded_hparams(hparams: dict) -> dict:
     return rest
 
 
+def resume_point(run_dir: Path) -> tuple[str | None, int | None]:
+    """``(<run>/checkpoints/last.ckpt, finished epochs)`` for an interrupt record; the epochs are None when the file
+    cannot be read (a record of the interrupt must not fail on a half-written checkpoint)."""
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None, None
+    try:
+        return str(last), int(load_checkpoint(last, mmap=True, verify=False)["epoch"]) + 1
+    except Exception:
+        return str(last), None
+
+
 def architecture_of(ckpt: dict) -> str:
     """``simple_cnn, 3 classes, 64 px`` — how a checkpoint's network is named in messages."""
     hp = ckpt.get("hyper_parameters") or {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -92,20 +92,11 @@ def user_errors_exit(code: int = 2, exit: bool = True) -> Iterator[None]:
         raise SystemExit(code) from exc
 
 
-def _last_checkpoint(run_dir: Path) -> tuple[str | None, int | None]:
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        return None, None
-    try:
-        from facemix.checkpoints import load_checkpoint  # here: checkpoints imports this module
-
-        return str(last), int(load_checkpoint(last, mmap=True, verify=False)["epoch"]) + 1
-    except Exception:  # a record of the interrupt must not fail on a half-written checkpoint
-        return str(last), None
+ResumePoint = Callable[[Path], tuple[str | None, int | None]]  # run dir -> (checkpoint, finished epochs)
 
 
-def _interrupt_record(run_dir: Path, signal_name: str) -> dict:
-    resume_from, epochs = _last_checkpoint(run_dir)
+def _interrupt_record(run_dir: Path, signal_name: str, resume_point: ResumePoint | None) -> dict:
+    resume_from, epochs = resume_point(run_dir) if resume_point else (None, None)
     record = {
         "status": "interrupted",
         "error": signal_name,
@@ -123,10 +114,10 @@ def _interrupt_record(run_dir: Path, signal_name: str) -> dict:
 
 
 @contextmanager
-def record_failure(run_dir: Path, write: bool = True) -> Iterator[None]:
+def record_failure(run_dir: Path, write: bool = True, resume_point: ResumePoint | None = None) -> Iterator[None]:
     """On any error, leave ``failed.json`` in the run dir (status failed or interrupted, the error, and for an
-    interrupt the checkpoint to resume from), so ``facemix.compare`` lists the run and says why; an interrupted run
-    exits 143 (SIGTERM) / 130 (Ctrl-C) as a shell would, never 0."""
+    interrupt the checkpoint to resume from, as ``resume_point`` finds it), so ``facemix.compare`` lists the run and
+    says why; an interrupted run exits 143 (SIGTERM) / 130 (Ctrl-C) as a shell would, never 0."""
     try:
         yield
     except BaseException as exc:
@@ -137,7 +128,7 @@ def record_failure(run_dir: Path, write: bool = True) -> Iterator[None]:
             log.exception("run failed")  # the traceback also goes to the run's log file
         if write and run_dir.is_dir() and not (run_dir / "summary.json").exists():  # never mark a finished run
             if signal_name:
-                record = _interrupt_record(run_dir, signal_name)
+                record = _interrupt_record(run_dir, signal_name, resume_point)
             else:
                 shown = user_error or cause
                 record = {"status": "failed", "error": type(shown).__name__, "message": str(shown)[:4000]}

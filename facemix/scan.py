@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from facemix.config import CONFIG_PATH, register_resolvers
 from facemix.errors import user_errors_exit
+from facemix.reports.dataset_card import render_card_figures
 from facemix.train import build_datamodule, preprocessing_of
 from facemix.validation import validate_config
 
@@ -25,6 +26,7 @@ def scan(cfg: DictConfig) -> dict:
     datamodule = build_datamodule(cfg, preprocessing_of(cfg), cache=False)
     datamodule.prepare_data()
     out = Path(cfg.paths.output_dir)
+    render_card_figures(out)
     card = json.loads((out / "dataset_card.json").read_text())
     print(f"\n{card['images']} images, classes {card['classes']}  (scan {time.perf_counter() - started:.1f} s)")
     for key, n in card["counts"]["by_source_label"].items():

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facemix import models
 from facemix.callbacks import DataWaitMonitor
-from facemix.checkpoints import load_checkpoint
+from facemix.checkpoints import load_checkpoint, resume_point
 from facemix.config import CONFIG_PATH, register_resolvers, resume_checkpoint
 from facemix.config_tree import print_config_tree
 from facemix.distributed import is_rank_zero, one_job_for_ddp
@@ -33,6 +33,7 @@ from facemix.loggers import log_run_end, log_run_start, run_params
 from facemix.models.preprocessing import Preprocessing, resolve_preprocessing
 from facemix.models.pretrained import uses_pretrained_weights
 from facemix.preflight import RUN_MARKERS, prepare_train_command
+from facemix.reports.dataset_card import render_card_figures
 from facemix.tuning import speed_settings
 from facemix.validation import validate_config
 
@@ -164,7 +165,7 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
 
     prep = preprocessing_of(cfg)
     datamodule = build_datamodule(cfg, prep)
-    classes = datamodule.class_names
+    classes = datamodule.resolve_classes()
     speed = speed_settings(
         cfg.trainer, cfg.model, prep.image_size, cfg.data.batch_size, len(classes), cfg.paths.get("tuning_cache")
     )
@@ -204,6 +205,7 @@ def _fit_test_report(cfg: DictConfig, output_dir: Path, resume_from: str | None)
     report_split = datamodule.report_split
 
     if trainer.is_global_zero:  # one process over the whole split: exact, no sampler padding
+        render_card_figures(output_dir)  # the data pipeline wrote the card's facts; the report draws them
         # One pass over the report split, from the decoded-image cache: the test/ metrics are the report's.
         # debug=fdr (fast_dev_run) writes no checkpoint: the report is of the weights in memory.
         calibrated = None
@@ -302,7 +304,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         choices, overrides = _hydra_runtime()
         print_config_tree(cfg, choices, overrides, verbose=bool(cfg.get("verbose")))
     # in a sweep a failed job is recorded and raised as an exception, so Hydra runs the remaining jobs
-    with record_failure(Path(cfg.paths.output_dir), write=is_rank_zero()), user_errors_exit(exit=not in_sweep):
+    failure_record = record_failure(Path(cfg.paths.output_dir), write=is_rank_zero(), resume_point=resume_point)
+    with failure_record, user_errors_exit(exit=not in_sweep):
         return train(cfg)
 
 

@@ -166,55 +166,10 @@ def card_markdown(card: dict) -> str:
 
 
 def write_card(card: dict, out_dir: str | Path) -> Path:
+    """``dataset_card.json`` (what ``facemix.reports.dataset_card`` draws and ``facemix-scan`` prints) and
+    ``dataset_card.md``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "dataset_card.json").write_text(json.dumps(card, indent=2))
     (out_dir / "dataset_card.md").write_text(card_markdown(card))
-    _counts_chart(card, out_dir / "dataset_card.png")
-    if card["label_conflicts_dropped"]:
-        _conflict_strips(card["label_conflicts_dropped"], out_dir / "label_conflicts.png")
     return out_dir / "dataset_card.md"
-
-
-def _conflict_strips(groups: Sequence[Sequence[str]], path: Path, max_groups: int = 12, thumb: int = 96) -> None:
-    """One row per group of copies that carry different classes, the pictures side by side (folder / file name
-    as title): a user can tell an edit of one photo from two different photos that only looked alike."""
-    from facemix.data.images import load_rgb
-    from facemix.reports.plots import plt, save_figure
-
-    shown = [list(g)[:6] for g in groups[:max_groups]]
-    columns = max(len(g) for g in shown)
-    fig, axes = plt.subplots(len(shown), columns, figsize=(1.9 * columns, 2.1 * len(shown)), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for row, group in enumerate(shown):
-        for col, file in enumerate(group):
-            try:
-                image = load_rgb(file)
-            except (OSError, ValueError):
-                continue
-            axes[row, col].imshow(image)
-            axes[row, col].set_title(f"{Path(file).parent.name}/{Path(file).name}"[-28:], fontsize=7)
-    fig.suptitle("label conflicts: copies with different classes (dropped unless label_conflicts=keep)", fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
-def _counts_chart(card: dict, path: Path) -> None:
-    from facemix.reports.plots import plt, save_figure
-
-    counts = card["counts"]["by_class_split_source"]
-    keys = sorted({k.rsplit("/", 1)[0] for k in counts})  # class/split
-    sources = sorted({k.rsplit("/", 1)[1] for k in counts})
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(keys)), 4))
-    bottom = np.zeros(len(keys))
-    for src in sources:
-        values = np.array([counts.get(f"{k}/{src}", 0) for k in keys])
-        ax.bar(keys, values, bottom=bottom, label=src)
-        bottom += values
-    ax.set_ylabel("images")
-    ax.set_title("images per class / split, stacked by source")
-    ax.tick_params(axis="x", rotation=30)
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, path)

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from facemix.augment.sampling import balanced_sampler
+from facemix.data.sampling import balanced_sampler
 from tests.helpers import REPO, run_train, tiny_overrides
 
 pytestmark = pytest.mark.slow
@@ -72,7 +72,7 @@ import json, sys
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
-from facemix.augment.sampling import balanced_sampler
+from facemix.data.sampling import balanced_sampler
 
 OUT = sys.argv[1]
 TARGETS = [0] * 700 + [1] * 60 + [2] * 590

@@ -10,9 +10,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from facemix.augment.balance import UNUSED, offline_balance
 from facemix.augment.presets import preset_ops, train_transform
 from facemix.config import compose_config
+from facemix.data.balance import UNUSED, offline_balance
 from facemix.data.images import load_rgb
 from facemix.data.manifest import build_manifest, specs_from_config
 from facemix.data.split import split_samples

@@ -2,7 +2,7 @@ from collections import Counter
 
 import numpy as np
 
-from facemix.augment.sampling import balanced_sampler
+from facemix.data.sampling import balanced_sampler
 
 
 def test_balanced_sampler_draws_classes_uniformly():

@@ -1,0 +1,247 @@
+"""The data pipeline as one function: sources -> merged manifest -> split -> balance (train only) -> card.
+
+``build_run_data(spec, out_dir)`` is what ``FaceMixDataModule.prepare_data``, ``facemix-scan`` and tests call; it
+writes the run's ``manifest.csv`` and ``dataset_card.json`` / ``.md`` and returns the rows and the card. Everything
+it reads and writes is named by a ``DataSpec`` (the pipeline keys of the ``data`` config), so a test or notebook
+runs the same pipeline without Lightning, Hydra or a model. The image cache and the loaders come after it
+(``facemix.data.cache``, ``facemix.data.datamodule``); the card's figures are drawn by ``facemix.reports``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from facemix.data.balance import offline_balance
+from facemix.data.card import build_card, write_card
+from facemix.data.demo import write_demo
+from facemix.data.harmonize import harmonize
+from facemix.data.health import ScanCache, scan_images, shortcut_features, shortcut_probe
+from facemix.data.manifest import (
+    ManifestBuild,
+    Sample,
+    build_manifest,
+    class_counts,
+    infer_classes,
+    specs_from_config,
+    write_manifest,
+)
+from facemix.data.sources import SourceSpec
+from facemix.data.split import SPLITS, split_samples
+from facemix.errors import FacemixConfigError
+
+log = logging.getLogger(__name__)
+BALANCE_MODES = ("none", "sampler", "offline")
+
+
+@dataclass(frozen=True)
+class DuplicateSpec:
+    max_hamming: int = 13  # hash bits (of 128) for a near-copy candidate; -1: exact copies only
+    min_correlation: float = 0.85  # band-pass thumbnail correlation that confirms a candidate
+    label_conflicts: str = "drop"  # drop | keep groups of copies whose members carry different classes
+
+
+@dataclass(frozen=True)
+class HarmonizeSpec:
+    enabled: bool = False
+    size: int = 256
+    quality: int = 90
+    cache_dir: str | None = None  # default: <run dir>/harmonized
+
+
+@dataclass(frozen=True)
+class OfflineSpec:
+    recipe: Mapping[str, Any] | None = None  # named Albumentations ops; required for balance=offline
+    target_per_class: int | None = None  # default: the majority class's train count
+    cache_dir: str | None = None  # default: <run dir>/offline_cache
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    root: str
+    scale: float = 0.1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What the pipeline reads and how it merges, splits and balances: the ``data`` config's pipeline keys.
+
+    The defaults here are those of ``conf/data/unbalanced.yaml`` (a unit test keeps the two equal)."""
+
+    sources: tuple[SourceSpec, ...]
+    classes: tuple[str, ...] | None = None
+    demo: DemoSpec | None = None
+    split: Mapping[str, float] = field(default_factory=lambda: {"train": 0.6, "val": 0.3, "test": 0.1})
+    keep_source_splits: bool = False
+    balance: str = "none"
+    offline: OfflineSpec = OfflineSpec()
+    strict: bool = False
+    scan_cache: str | None = None
+    duplicates: DuplicateSpec = DuplicateSpec()
+    harmonize: HarmonizeSpec = HarmonizeSpec()
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> DataSpec:
+        """From plain ``data`` config values (``sources`` as ``{name: {root, layout, label_map}}``); an unknown
+        key is an error naming the nearest known one."""
+        nested = {"demo": DemoSpec, "offline": OfflineSpec, "duplicates": DuplicateSpec, "harmonize": HarmonizeSpec}
+        _refuse_unknown("data", cfg, [f.name for f in fields(cls)])
+        values = dict(cfg)
+        values["sources"] = tuple(specs_from_config(cfg.get("sources") or {}))
+        if values.get("classes") is not None:
+            values["classes"] = tuple(values["classes"])
+        for key, spec_type in nested.items():
+            given = values.get(key)
+            if isinstance(given, spec_type) or given is None:
+                continue
+            if key == "harmonize" and isinstance(given, bool):
+                given = {"enabled": given}
+            _refuse_unknown(f"data.{key}", given, [f.name for f in fields(spec_type)])
+            values[key] = spec_type(**given)
+        if values.get("offline") is None:
+            values.pop("offline", None)
+        spec = cls(**values)
+        if spec.balance not in BALANCE_MODES:
+            raise FacemixConfigError(f"data.balance is '{spec.balance}'; choose one of {list(BALANCE_MODES)}.")
+        if spec.balance == "offline" and not spec.offline.recipe:
+            raise FacemixConfigError(
+                "data.balance=offline needs data.offline.recipe, the ops that make the new images (the study's is in "
+                "conf/data/unbalanced.yaml); compose from data=balanced_offline or give the recipe."
+            )
+        return spec
+
+
+def _refuse_unknown(where: str, given: Mapping[str, Any], known: Sequence[str]) -> None:
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        hints = [f"{where}.{k}" + _nearest(k, known) for k in unknown]
+        raise FacemixConfigError(
+            f"{', '.join(hints)}: not a key the data pipeline knows (it knows {', '.join(sorted(known))}). "
+            "Fix or remove it."
+        )
+
+
+def _nearest(key: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+@dataclass
+class RunData:
+    samples: list[Sample]  # every row with its split ("unused": left out by offline subsampling)
+    card: dict
+    classes: list[str]
+
+
+def draw_demo_if_needed(spec: DataSpec) -> None:
+    """Draw the built-in demo set once (under a lock) when a source lies inside its root and it is not there yet."""
+    if spec.demo is None:
+        return
+    demo_root = Path(spec.demo.root).resolve()
+    wanted = [s for s in spec.sources if s.root.resolve().is_relative_to(demo_root)]
+    if wanted and not (demo_root / "DEMO.json").exists():
+        write_demo(demo_root, scale=float(spec.demo.scale), seed=int(spec.demo.seed))
+
+
+def class_names(spec: DataSpec) -> list[str]:
+    """``data.classes`` if given (no I/O), else the label-map targets or the sources' folder names (which may
+    draw the demo set first)."""
+    if spec.classes:
+        return list(spec.classes)
+    draw_demo_if_needed(spec)
+    return infer_classes(spec.sources)
+
+
+def build_run_data(
+    spec: DataSpec, out_dir: str | Path, manifest_path: str | Path | None = None, progress: bool = True
+) -> RunData:
+    """Run the pipeline and write the manifest (``out_dir/manifest.csv`` unless ``manifest_path`` says otherwise)
+    and ``out_dir/dataset_card.{json,md}``."""
+    out_dir = Path(out_dir)
+    classes = class_names(spec)
+    draw_demo_if_needed(spec)
+    built = build_manifest(
+        spec.sources,
+        classes,
+        ScanCache(spec.scan_cache),
+        max_hamming=int(spec.duplicates.max_hamming),
+        min_correlation=float(spec.duplicates.min_correlation),
+        drop_label_conflicts=spec.duplicates.label_conflicts == "drop",
+        progress=progress,
+    )
+    _report_bad_files(built, spec.strict)
+    samples = built.samples
+    if spec.harmonize.enabled:
+        samples = harmonize(
+            samples,
+            spec.harmonize.cache_dir or out_dir / "harmonized",
+            int(spec.harmonize.size),
+            int(spec.harmonize.quality),
+        )
+    keep = {s.name: spec.keep_source_splits if s.keep_splits is None else s.keep_splits for s in spec.sources}
+    samples = split_samples(samples, spec.split, spec.seed, keep)
+    if spec.balance == "offline":  # after the split, on train rows only
+        samples = offline_balance(
+            samples,
+            classes,
+            cache_dir=spec.offline.cache_dir or out_dir / "offline_cache",
+            recipe=spec.offline.recipe,
+            target_per_class=spec.offline.target_per_class,
+            seed=spec.seed,
+            progress=progress,
+        )
+    write_manifest(samples, manifest_path or out_dir / "manifest.csv")
+    _log_counts(samples, classes)
+    card = _card(spec, samples, built, classes)
+    write_card(card, out_dir)
+    for warning in card["warnings"]:
+        log.warning("shortcut: %s", warning)
+    return RunData(samples, card, classes)
+
+
+def _report_bad_files(built: ManifestBuild, strict: bool) -> None:
+    if built.bad_files and strict:
+        listing = "\n".join(f"  {p}: {why}" for p, why in built.bad_files)
+        raise FacemixConfigError(
+            f"data.strict=true and {len(built.bad_files)} images cannot be read; fix or remove them, or set "
+            f"data.strict=false to skip them:\n{listing}"
+        )
+    if built.bad_files:
+        examples = "; ".join(f"{p} ({why})" for p, why in built.bad_files[:3])
+        log.warning("skipped %d unreadable images (listed in dataset_card.md), e.g. %s", len(built.bad_files), examples)
+    if built.label_conflicts:
+        log.warning("dropped %d groups of copies that carry different classes", len(built.label_conflicts))
+    for source, labels in built.scan.unmapped_labels.items():
+        log.info("source %s: folders %s are not in its label_map and were left out", source, labels)
+
+
+def _card(spec: DataSpec, samples: Sequence[Sample], built: ManifestBuild, classes: Sequence[str]) -> dict:
+    originals = [s for s in samples if not s.parent]
+    infos = [built.info_of(s) for s in originals]
+    formats: dict[str, Counter] = {}
+    for s, info in zip(originals, infos, strict=True):
+        formats.setdefault(s.source, Counter())[f"{info.format} {info.mode}"] += 1
+    labels = [s.label for s in originals]
+    probe = shortcut_probe(shortcut_features(infos), labels, seed=spec.seed)
+    after = None
+    if spec.harmonize.enabled:  # the same probe on what the model will actually see
+        copies = scan_images([Path(s.path) for s in originals], ScanCache(spec.scan_cache), progress=False)
+        after = shortcut_probe(shortcut_features([copies[s.path] for s in originals]), labels, seed=spec.seed)
+    ignored = [(str(p), why) for p, why in built.scan.skipped]
+    source_sizes = [replace(s, width=i.width, height=i.height) for s, i in zip(originals, infos, strict=True)]
+    return build_card(
+        samples, classes, built.bad_files, ignored, built.label_conflicts, formats, probe, after, source_sizes
+    )
+
+
+def _log_counts(samples: Sequence[Sample], classes: Sequence[str]) -> None:
+    for split in SPLITS:
+        counts = class_counts(samples, classes, split)
+        log.info("%-5s %5d images  %s", split, sum(counts.values()), "  ".join(f"{c}={n}" for c, n in counts.items()))
