@@ -10,7 +10,7 @@ from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 
-from facemix.reports.plots import augmentation_grid, figure_to_array, save_figure
+from facemix.reports.plots import augmentation_grid, figure_to_array, save_image
 
 
 class AugmentationPreview(pl.Callback):
@@ -25,10 +25,11 @@ class AugmentationPreview(pl.Callback):
             return
         dataset = trainer.datamodule.datasets["train"]
         fig = augmentation_grid(dataset, pl_module.class_names, self.per_class, seed=trainer.current_epoch)
+        pixels = figure_to_array(fig)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("augment/preview", figure_to_array(fig), 0, dataformats="HWC")
-        save_figure(fig, Path(trainer.default_root_dir) / self.filename)
+                logger.experiment.add_image("augment/preview", pixels, 0, dataformats="HWC")
+        save_image(pixels, Path(trainer.default_root_dir) / self.filename)
 
 
 class DataWaitMonitor(pl.Callback):

@@ -33,10 +33,10 @@ from facemix.reports.classification import classification_report, write_report
 from facemix.reports.plots import (
     confusion_matrix_figure,
     curves_figure,
+    figure_to_array,
     gallery_figure,
-    plt,
     reliability_figure,
-    save_figure,
+    save_image,
     to_uint8_image,
 )
 from facemix.reports.runs import fresh_dir
@@ -156,12 +156,12 @@ def _output_dir(requested: str | Path, fresh: bool) -> Path:
     return out
 
 
-def _log_to_tensorboard(run_dir: Path, split: str, figures: dict[str, plt.Figure]) -> None:
+def _log_to_tensorboard(run_dir: Path, split: str, pictures: dict[str, np.ndarray]) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(str(run_dir / "tensorboard")) as writer:  # figures only: the scalars are in the report
-        for name, fig in figures.items():
-            writer.add_figure(f"eval_{split}/{name}", fig, close=False)
+        for name, pixels in pictures.items():
+            writer.add_image(f"eval_{split}/{name}", pixels, 0, dataformats="HWC")
 
 
 def _eval_dataset(module, samples: Sequence[Sample]) -> ManifestDataset:
@@ -321,10 +321,11 @@ def write_evaluation(
         figures["gradcam"] = gallery_figure(
             [overlay(p, h) for p, h in zip(pictures, heat, strict=True)], titles, correct
         )
+    rendered = {name: figure_to_array(fig) for name, fig in figures.items()}  # each drawn once
     if tensorboard:
-        _log_to_tensorboard(run_dir, split, figures)
-    for name, fig in figures.items():
-        save_figure(fig, out / f"{name}.png")
+        _log_to_tensorboard(run_dir, split, rendered)
+    for name, pixels in rendered.items():
+        save_image(pixels, out / f"{name}.png")
     print(f"\nClassification report ({split} split, {len(samples)} images):\n{text}")
     print(f"Per source:\n{_per_source_markdown(breakdown)}")
     log.info("evaluation written to %s", out)

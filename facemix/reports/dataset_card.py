@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from facemix.data.images import load_rgb
-from facemix.reports.plots import plt, save_figure
+from facemix.reports.plots import image_grid, plt, save_figure
 
 
 def render_card_figures(run_dir: str | Path) -> list[Path]:
@@ -28,24 +28,23 @@ def render_card_figures(run_dir: str | Path) -> list[Path]:
     return written
 
 
-def _conflict_strips(groups: Sequence[Sequence[str]], path: Path, max_groups: int = 12, thumb: int = 96) -> None:
+def _readable(file: str) -> np.ndarray | None:
+    try:
+        return load_rgb(file)
+    except (OSError, ValueError):
+        return None
+
+
+def _conflict_strips(groups: Sequence[Sequence[str]], path: Path, max_groups: int = 12) -> None:
     """One row per group of copies that carry different classes, the pictures side by side (folder / file name
-    as title): a user can tell an edit of one photo from two different photos that only looked alike."""
+    above each): a user can tell an edit of one photo from two different photos that only looked alike."""
     shown = [list(g)[:6] for g in groups[:max_groups]]
-    columns = max(len(g) for g in shown)
-    fig, axes = plt.subplots(len(shown), columns, figsize=(1.9 * columns, 2.1 * len(shown)), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for row, group in enumerate(shown):
-        for col, file in enumerate(group):
-            try:
-                image = load_rgb(file)
-            except (OSError, ValueError):
-                continue
-            axes[row, col].imshow(image)
-            axes[row, col].set_title(f"{Path(file).parent.name}/{Path(file).name}"[-28:], fontsize=7)
-    fig.suptitle("label conflicts: copies with different classes (dropped unless label_conflicts=keep)", fontsize=9)
-    fig.tight_layout()
+    fig = image_grid(
+        [[_readable(f) for f in group] for group in shown],
+        [[f"{Path(f).parent.name}/{Path(f).name}"[-22:] for f in group] for group in shown],
+        row_titles=[f"group {i + 1} of {len(groups)}: copies with different classes" for i in range(len(shown))],
+        label_lines=1,
+    )
     save_figure(fig, path)
 
 

@@ -44,7 +44,7 @@ def test_demo_experiments_run_and_compose_as_their_studies(data_dir, tmp_path):
     assert cfg["paper_unbalanced"]["data"]["split"] == {"train": 0.6, "val": 0.3, "test": 0.1}
     assert cfg["paper_balanced"]["data"]["balance"] == "offline"
     assert cfg["paper_regularized"]["data"]["samples_per_epoch"] == 4000
-    assert cfg["paper_regularized"]["augment"]["preset"] == "keras"
+    assert cfg["paper_regularized"]["augment"]["affine"]["rotate"] == [-20, 20]  # augment=keras
     assert cfg["paper_regularized"]["model"]["options"]["dropout"] == 0.5
     # offline balancing reached the (shrunk) target for every class of the train split
     with open(jobs["paper_balanced"] / "manifest.csv") as fh:

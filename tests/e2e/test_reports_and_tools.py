@@ -15,20 +15,14 @@ import pytest
 import torch
 
 from facemix.checkpoints import UnsafeCheckpointError, load_checkpoint
-from tests.helpers import REPO, write_image
+from tests.helpers import REPO, run_entry_in_process, write_image
 
 pytestmark = pytest.mark.slow
 
 
-def run_module(module: str, *args: str, timeout: int = 180, cwd=REPO) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+def run_module(module: str, *args: str, cwd=REPO) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>``, in this process (``tests.helpers.run_entry_in_process``)."""
+    return run_entry_in_process(module, list(args), cwd)
 
 
 def _rows(path):

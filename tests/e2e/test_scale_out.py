@@ -73,7 +73,7 @@ def _assert_one_ddp_run(run_dir):
 def test_ddp_on_cpu_writes_one_run_dir(data_dir, tmp_path):
     before = _dirs_under(REPO / "outputs")
     run_dir = tmp_path / "run"
-    run_train(*DDP, *tiny_overrides(data_dir, run_dir))
+    run_train(*DDP, *tiny_overrides(data_dir, run_dir), fresh_process=True)
     _assert_one_ddp_run(run_dir)
     assert _dirs_under(REPO / "outputs") == before  # no rank wandered into a default run dir
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
@@ -82,7 +82,7 @@ def test_ddp_on_cpu_writes_one_run_dir(data_dir, tmp_path):
 def test_ddp_inside_a_multirun_keeps_one_dir_per_job(data_dir, tmp_path):
     before = _dirs_under(REPO / "outputs")
     sweep = tmp_path / "sweep"
-    run_train("-m", "data=balanced,unbalanced", *DDP, *tiny_sweep_overrides(data_dir, sweep))
+    run_train("-m", "data=balanced,unbalanced", *DDP, *tiny_sweep_overrides(data_dir, sweep), fresh_process=True)
     assert sorted(p.name.split("_")[0] for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
     for job in (0, 1):
         _assert_one_ddp_run(job_dir(sweep, job))
@@ -107,7 +107,13 @@ def test_slurm_launcher_composes_and_submitit_runs_a_job_locally(data_dir, tmp_p
     assert launcher["partition"] == "gpu"
 
     sweep = tmp_path / "local"
-    run_train("-m", "hydra/launcher=submitit_local", "model=simple_cnn", *tiny_sweep_overrides(data_dir, sweep))
+    run_train(
+        "-m",
+        "hydra/launcher=submitit_local",
+        "model=simple_cnn",
+        *tiny_sweep_overrides(data_dir, sweep),
+        fresh_process=True,
+    )
     assert (job_dir(sweep, 0) / "summary.json").exists() and (sweep / ".submitit").is_dir()
 
 

@@ -46,27 +46,18 @@ def test_strict_training_fails_before_any_step(tmp_path):
 
 
 def test_scan_command_prints_a_summary_and_writes_the_card(data_dir, tmp_path):
-    import subprocess
-    import sys
-
-    from tests.helpers import REPO
+    from tests.helpers import run_entry_in_process
 
     run_dir = tmp_path / "scan"
-    result = subprocess.run(
+    result = run_entry_in_process(
+        "facemix.scan",
         [
-            sys.executable,
-            "-m",
-            "facemix.scan",
             f"paths.data_dir={data_dir}",
             f"data.demo.scale={TINY_DEMO_SCALE}",
             f"hydra.run.dir={run_dir}",
             "data.harmonize.enabled=true",
             f"data.harmonize.cache_dir={tmp_path / 'h'}",
         ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "unreadable (skipped): 0" in result.stdout and "shortcut_probe_harmonized" in result.stdout

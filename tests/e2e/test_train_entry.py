@@ -89,6 +89,8 @@ def test_fresh_demo_then_loader_worker_processes(tmp_path):
     run_dir = tmp_path / "run"
     overrides = tiny_overrides(tmp_path / "fresh_data", run_dir)
     overrides = [o for o in overrides if not o.startswith("data.num_workers")]
-    run_train("model=simple_cnn", *overrides, "data.num_workers=2", "trainer.max_epochs=1", timeout=240)
+    run_train(
+        "model=simple_cnn", *overrides, "data.num_workers=2", "trainer.max_epochs=1", timeout=240, fresh_process=True
+    )
     assert (tmp_path / "fresh_data" / "demo_faces" / "scale_0.02_seed_0" / "DEMO.json").exists()
     assert (run_dir / "augment_preview.png").exists() and (run_dir / "classification_report.json").exists()

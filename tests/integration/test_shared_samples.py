@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from tests.helpers import run_train
+from tests.helpers import run_entry_in_process, run_train
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,10 +45,6 @@ def test_real_samples_merge_and_train(shared_data, tmp_path):
 
 
 def test_predict_and_export_work_on_a_real_sample_run(shared_data, tmp_path):
-    import subprocess
-    import sys
-
-    from tests.helpers import REPO
 
     run_dir = tmp_path / "run"
     run_train(
@@ -73,7 +69,7 @@ def test_predict_and_export_work_on_a_real_sample_run(shared_data, tmp_path):
         ],
         ["facemix.export", f"ckpt={ckpt}", "format=onnx", f"output_dir={tmp_path / 'onnx'}"],
     ):
-        result = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=240)
+        result = run_entry_in_process(args[0], args[1:])
         assert result.returncode == 0, result.stderr[-3000:]
     predictions = json.loads((tmp_path / "p" / "predictions.json").read_text())
     assert len(predictions["predictions"]) == 300 and not predictions["skipped"]
