@@ -265,6 +265,35 @@ def _ops_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
+def _optimization_problems(cfg: DictConfig) -> list[str]:
+    """``model.optimizer`` / ``model.scheduler`` are built on a one-parameter stand-in, so an argument torch does not
+    take (``+model.optimizer.betaz=...``) stops the run now, not at the first training step."""
+    optimizer_cfg, scheduler_cfg = _value(cfg, "model.optimizer"), _value(cfg, "model.scheduler")
+    if not isinstance(optimizer_cfg, dict) or "_target_" not in optimizer_cfg:
+        return []
+    import torch
+    from hydra.utils import instantiate
+
+    try:
+        optimizer = instantiate(optimizer_cfg)([torch.nn.Parameter(torch.zeros(1))])
+    except Exception as exc:
+        return [f"model.optimizer ({optimizer_cfg['_target_']}) cannot be built: {_reason(exc)}"]
+    if not isinstance(scheduler_cfg, dict) or "_target_" not in scheduler_cfg:
+        return []
+    try:
+        instantiate(scheduler_cfg)(optimizer, total_steps=10)
+    except Exception as exc:
+        return [f"model.scheduler ({scheduler_cfg['_target_']}) cannot be built: {_reason(exc)}"]
+    return []
+
+
+def _reason(exc: Exception) -> str:
+    """The library's own complaint, without Hydra's wrapping."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return " ".join(str(exc).split())[:300]
+
+
 def _show(value: Any) -> str:
     return "null" if value is None else repr(value) if isinstance(value, str) else str(value)
 
@@ -281,6 +310,8 @@ def config_problems(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> list[str]
     if (weights := _class_weights_problem(cfg)) is not None:
         problems.append(weights)
     problems += _ops_problems(cfg)
+    if not problems:  # the stand-in optimizer needs valid numbers (a negative lr is already named above)
+        problems += _optimization_problems(cfg)
     size, cache_size = _value(cfg, "data.image_size"), _value(cfg, "data.cache_size")
     if _is_int(size) and _is_int(cache_size) and cache_size < size:
         problems.append(f"data.cache_size={cache_size} must be >= data.image_size={size} (or null)")

@@ -6,6 +6,7 @@ only serves it: datasets per split (from the decoded-image cache), the train sam
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,7 +57,10 @@ class FaceMixDataModule(pl.LightningDataModule):
         super().__init__()
         # one process (global rank 0) writes the manifest and the image cache; a multi-node run shares them
         self.prepare_data_per_node = False
-        self.spec = DataSpec.from_config(pipeline)
+        loader_keys = [
+            k for k in inspect.signature(FaceMixDataModule.__init__).parameters if k not in ("self", "pipeline")
+        ]
+        self.spec = DataSpec.from_config(pipeline, other_keys=loader_keys)
         self.manifest_path = Path(manifest_path)
         if image_size is None:
             raise FacemixConfigError(

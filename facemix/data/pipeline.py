@@ -88,11 +88,11 @@ class DataSpec:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> DataSpec:
+    def from_config(cls, cfg: Mapping[str, Any], other_keys: Sequence[str] = ()) -> DataSpec:
         """From plain ``data`` config values (``sources`` as ``{name: {root, layout, label_map}}``); an unknown
-        key is an error naming the nearest known one."""
+        key is an error naming the nearest known one (``other_keys``: the caller's own keys, for that hint)."""
         nested = {"demo": DemoSpec, "offline": OfflineSpec, "duplicates": DuplicateSpec, "harmonize": HarmonizeSpec}
-        _refuse_unknown("data", cfg, [f.name for f in fields(cls)])
+        _refuse_unknown("data", cfg, [f.name for f in fields(cls)], other_keys)
         values = dict(cfg)
         values["sources"] = tuple(specs_from_config(cfg.get("sources") or {}))
         if values.get("classes") is not None:
@@ -118,13 +118,13 @@ class DataSpec:
         return spec
 
 
-def _refuse_unknown(where: str, given: Mapping[str, Any], known: Sequence[str]) -> None:
+def _refuse_unknown(where: str, given: Mapping[str, Any], known: Sequence[str], other_keys: Sequence[str] = ()) -> None:
     unknown = sorted(set(given) - set(known))
     if unknown:
-        hints = [f"{where}.{k}" + _nearest(k, known) for k in unknown]
+        everything = sorted({*known, *other_keys})
+        hints = [f"{where}.{k}" + _nearest(k, everything) for k in unknown]
         raise FacemixConfigError(
-            f"{', '.join(hints)}: not a key the data pipeline knows (it knows {', '.join(sorted(known))}). "
-            "Fix or remove it."
+            f"{', '.join(hints)}: not a key of {where} (known: {', '.join(everything)}). Fix or remove it."
         )
 
 

@@ -18,7 +18,7 @@ SLOW_EPOCHS = [
     "model=mobilenetv2",
     "trainer.max_epochs=3",
     "trainer.limit_train_batches=1.0",
-    "data.samples_per_epoch=960",
+    "data.samples_per_epoch=480",
 ]
 
 
@@ -47,7 +47,7 @@ def test_sigterm_records_interrupted_and_the_readme_resume_finishes_the_same_run
     )
     try:
         first = _wait_for_loadable(run_dir / "checkpoints" / "last.ckpt", proc)
-        time.sleep(0.5)  # into the next epoch (3 epochs of 120 steps: well before the end)
+        time.sleep(0.5)  # into the next epoch (3 epochs of 60 steps: well before the end)
         assert proc.poll() is None
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 143  # 128 + SIGTERM, as a shell reports it; never 0
@@ -70,7 +70,7 @@ def test_sigterm_records_interrupted_and_the_readme_resume_finishes_the_same_run
     assert summary["preprocessing"]["image_size"] == 32
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["hyper_parameters"]["name"] == "mobilenetv2"
-    assert last["global_step"] == 3 * 960 // 8  # all three epochs' steps done (960 draws per epoch, batch 8)
+    assert last["global_step"] == 3 * 480 // 8  # all three epochs' steps done (480 draws per epoch, batch 8)
     assert (run_dir / ".hydra" / "config.yaml").read_bytes() == config_before  # first start's config kept
     assert len(list((run_dir / ".hydra").glob("resumed-*/config.yaml"))) == 1
 

@@ -60,14 +60,15 @@ def test_every_shipped_data_config_makes_a_spec():
     [
         ({"sources": {"s": {"root": "/x"}}, "splitt": {}}, "data.splitt (did you mean split?)"),
         ({"sources": {"s": {"root": "/x"}}, "duplicates": {"max_haming": 3}}, "data.duplicates.max_haming (did"),
+        ({"sources": {"s": {"root": "/x"}}, "batchsize": 8}, "data.batchsize (did you mean batch_size?)"),
         ({"sources": {"s": {"root": "/x"}}, "balance": "offline"}, "data.balance=offline needs data.offline.recipe"),
         ({"sources": {"s": {"root": "/x"}}, "balance": "weighted"}, "data.balance is 'weighted'"),
         ({"sources": {}}, "data.sources is empty"),
     ],
 )
-def test_a_wrong_pipeline_key_is_named(config, expect):
+def test_a_wrong_pipeline_key_is_named(config, expect, tmp_path):
     with pytest.raises(FacemixConfigError, match=re.escape(expect)):
-        DataSpec.from_config(config)
+        FaceMixDataModule(str(tmp_path / "manifest.csv"), **config)
 
 
 def test_build_run_data_writes_manifest_and_card_and_the_module_serves_them(tmp_path):

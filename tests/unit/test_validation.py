@@ -31,6 +31,9 @@ def _compose(*overrides: str, name: str = "train"):
     + [[f"model={p.stem}"] for p in sorted((CONF / "model").glob("[!_]*.yaml"))]
     + [[f"optimizer={p.stem}"] for p in sorted((CONF / "optimizer").glob("*.yaml"))]
     + [[f"scheduler={p.stem}"] for p in sorted((CONF / "scheduler").glob("*.yaml"))]
+    + [[f"augment={p.stem}"] for p in sorted((CONF / "augment").glob("*.yaml"))]
+    + [[f"logger={p.stem}"] for p in sorted((CONF / "logger").glob("*.yaml"))]
+    + [[f"debug={p.stem}"] for p in sorted((CONF / "debug").glob("*.yaml"))]
     + [[f"data={p.stem}", "data.root=/somewhere"] for p in sorted((CONF / "data").glob("*.yaml"))]
     + [[f"regularization={p.stem}"] for p in sorted((CONF / "regularization").glob("*.yaml"))]
     + [["trainer=ddp"], ["trainer=cpu"], ["hparams_search=optuna"], ["debug=overfit"]],
@@ -190,4 +193,17 @@ def test_a_new_run_never_goes_into_a_folder_that_holds_anything(tmp_path):
 )
 def test_a_broken_augmentation_op_is_found_before_the_run(override, expect):
     problems = config_problems(_compose("data=balanced_offline", f"+{override}" if "rotat=" in override else override))
+    assert any(expect in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expect"),
+    [
+        (["+model.optimizer.betaz=[0.9,0.99]"], "model.optimizer (torch.optim.Adam) cannot be built: "),
+        (["optimizer=sgd", "model.optimizer.nesterov=true", "model.optimizer.momentum=0"], "Nesterov momentum"),
+        (["+model.scheduler.cooldwn=3"], "model.scheduler (facemix.models.schedules.plateau) cannot be built"),
+    ],
+)
+def test_an_optimizer_or_schedule_argument_torch_refuses_is_found_before_the_run(overrides, expect):
+    problems = config_problems(_compose(*overrides))
     assert any(expect in p for p in problems), problems
