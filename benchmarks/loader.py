@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision import transforms as T
 
-from facemix.augment.presets import preset_ops
+from facemix.config import augment_ops
 from facemix.data.datamodule import FaceMixDataModule
 from facemix.data.demo import write_demo
 from facemix.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD
@@ -57,7 +57,7 @@ def facemix_loader(
         image_size=size,
         batch_size=batch,
         num_workers=workers,
-        augment=preset_ops("light"),
+        augment=augment_ops("light"),
         cache=cache,
         cache_dir=str(work / "image_cache"),
         scan_cache=str(work / "scan_cache.json"),

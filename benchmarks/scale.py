@@ -244,7 +244,8 @@ def step_epoch(p: dict[str, Path], scale: float, clock: Clock) -> dict:
     import pytorch_lightning as pl
     import torch
 
-    from facemix.augment.presets import preset_ops, train_transform
+    from facemix.augment.presets import train_transform
+    from facemix.config import augment_ops
     from facemix.data.cache import build_cache
     from facemix.data.dataset import ManifestDataset
     from facemix.data.manifest import read_manifest
@@ -256,7 +257,7 @@ def step_epoch(p: dict[str, Path], scale: float, clock: Clock) -> dict:
     images = build_cache([s.path for s in samples], 64, p["image_cache"], progress=False)
     train = [s for s in samples if s.split == "train"]
     dataset = ManifestDataset(
-        train, {c: i for i, c in enumerate(classes)}, train_transform(preset_ops("light"), 64, 0), images
+        train, {c: i for i, c in enumerate(classes)}, train_transform(augment_ops("light"), 64, 0), images
     )
     loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True, num_workers=2, persistent_workers=True)
     model = ClassifierModule("mobilenetv2", len(classes), classes, 64, channels_last=True)

@@ -40,6 +40,12 @@ def compose_config(overrides: Sequence[str] = (), name: str = "train") -> DictCo
         return compose(name, overrides=list(overrides))
 
 
+def augment_ops(name: str) -> dict:
+    """The ops of a shipped ``conf/augment/<name>.yaml`` (its defaults included) as plain data, for code outside a
+    run (``facemix.augment.presets.train_transform(augment_ops("light"), 64)``)."""
+    return OmegaConf.to_container(compose_config([f"augment={name}"]).augment, resolve=True)
+
+
 def _resumes(ckpt_path: str | None) -> bool:
     return ckpt_path not in (None, "", "null")
 

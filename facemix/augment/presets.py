@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from facemix.errors import FacemixConfigError
 
@@ -68,13 +67,6 @@ def build_ops(ops: Mapping[str, Any] | None, key: str = "augment") -> list[A.Bas
             )
         built.append(op)
     return built
-
-
-def preset_ops(name: str) -> dict[str, Any]:
-    """The ops of a shipped ``conf/augment/<name>.yaml`` (its defaults included), for code outside a Hydra run."""
-    from facemix.config import compose_config
-
-    return OmegaConf.to_container(compose_config([f"augment={name}"]).augment, resolve=True)
 
 
 def interpolation_flag(name: str) -> int:

@@ -1,13 +1,12 @@
 """Sweeps, DDP, SLURM: the 4-run grid survives failing jobs; DDP ranks (also inside -m) share one run dir."""
 
 import json
-import sys
 
 import pytest
 import yaml
 
 from facemix.compare import compare
-from tests.helpers import REPO, job_dir, run_train, tiny_overrides, tiny_sweep_overrides
+from tests.helpers import REPO, job_dir, run_entry_in_process, run_train, tiny_overrides, tiny_sweep_overrides
 
 
 def _dirs_under(path):
@@ -91,16 +90,12 @@ def test_ddp_inside_a_multirun_keeps_one_dir_per_job(data_dir, tmp_path):
 
 
 def test_slurm_launcher_composes_and_submitit_runs_a_job_locally(data_dir, tmp_path):
-    import subprocess
-
-    composed = subprocess.run(
-        [sys.executable, "-m", "facemix.train", "hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4"]
+    composed = run_entry_in_process(
+        "facemix.train",
+        ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4"]
         + ["trainer.num_nodes=2", "hydra.launcher.partition=gpu", "--cfg", "all", "--resolve"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
     )
+    assert composed.returncode == 0, composed.stdout[-3000:]
     launcher = yaml.safe_load(composed.stdout)["hydra"]["launcher"]
     assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
     assert (launcher["nodes"], launcher["gpus_per_node"], launcher["tasks_per_node"]) == (2, 4, 4)
@@ -118,16 +113,9 @@ def test_slurm_launcher_composes_and_submitit_runs_a_job_locally(data_dir, tmp_p
 
 
 def test_gpu_trainer_composes_its_fast_defaults():
-    import subprocess
-
-    out = subprocess.run(
-        [sys.executable, "-m", "facemix.train", "trainer=gpu", "model=vgg16", "--cfg", "job"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    cfg = yaml.safe_load(out)
+    composed = run_entry_in_process("facemix.train", ["trainer=gpu", "model=vgg16", "--cfg", "job"])
+    assert composed.returncode == 0, composed.stdout[-3000:]
+    cfg = yaml.safe_load(composed.stdout)
     assert cfg["trainer"]["accelerator"] == "gpu"
     # chosen on the machine (facemix.tuning; decisions unit-tested per GPU capability in tests/unit/test_tuning.py)
     assert cfg["trainer"]["precision"] == "auto" and cfg["model"]["channels_last"] == "auto"

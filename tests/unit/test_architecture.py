@@ -70,6 +70,14 @@ def test_layers_import_only_earlier_layers():
     assert backwards == []
 
 
+def test_pixels_and_networks_know_no_pipeline():
+    """``augment`` is pixel transforms (its only facemix import: the error type); ``models`` knows no data or
+    augmentation (normalisation lives in the model, built from numbers it is given)."""
+    graph = import_graph()
+    assert graph.get("facemix.augment", set()) <= {"facemix.errors"}
+    assert not graph.get("facemix.models", set()) & {"facemix.data", "facemix.augment", "facemix.reports"}
+
+
 def test_the_checker_finds_a_cycle(tmp_path):
     """The guard itself: a planted two-package cycle and a layer inversion are found."""
     pkg = tmp_path / "facemix"

@@ -10,8 +10,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from facemix.augment.presets import preset_ops, train_transform
-from facemix.config import compose_config
+from facemix.augment.presets import train_transform
+from facemix.config import augment_ops, compose_config
 from facemix.data.balance import UNUSED, offline_balance
 from facemix.data.images import load_rgb
 from facemix.data.manifest import build_manifest, specs_from_config
@@ -91,7 +91,7 @@ def test_every_preset_runs_on_rgb_and_greyscale_files(tmp_path, preset, size, mo
     path = tmp_path / f"img_{mode}.png"
     shape = (size[1], size[0]) if mode == "grey" else (size[1], size[0], 3)
     cv2.imwrite(str(path), rng.integers(0, 256, shape, dtype=np.uint8))
-    out = train_transform(preset_ops(preset), 32)(image=load_rgb(path))["image"]
+    out = train_transform(augment_ops(preset), 32)(image=load_rgb(path))["image"]
     assert out.shape == (3, 32, 32) and out.dtype == torch.uint8  # the model normalises the batch
 
 
