@@ -68,3 +68,26 @@ def test_scan_command_prints_a_summary_and_writes_the_card(data_dir, tmp_path):
     assert card["counts"]["by_source_label"]["realfake/training_fake -> fake"] > 0
     assert set(card["sizes_by_source"]) == {"mask", "realfake"}
     assert card["sizes_by_source"]["realfake"]["width"]["median"] == 600
+
+
+def test_preview_command_draws_the_configured_ops(data_dir, tmp_path):
+    from tests.helpers import run_entry_in_process
+
+    run_dir = tmp_path / "preview"
+    result = run_entry_in_process(
+        "facemix.preview",
+        [
+            f"paths.data_dir={data_dir}",
+            f"data.demo.scale={TINY_DEMO_SCALE}",
+            f"hydra.run.dir={run_dir}",
+            "data.image_size=32",
+            "data.num_workers=0",
+            "augment=keras",
+            "augment.horizontal_flip=null",
+            "per_class=3",
+        ],
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "augmentation preview (affine, brightness; 32 px)" in result.stdout
+    assert (run_dir / "augment_preview.png").stat().st_size > 0
+    assert (run_dir / "manifest.csv").exists()  # the same data pipeline as training
