@@ -115,30 +115,20 @@ def load_module(path: str | Path):
 def upgraded_hparams(hparams: dict) -> dict:
     """Checkpoints of facemix 0.2 and earlier (before optimisers were config) kept Adam / plateau settings as flat
     keys; they become the equivalent ``optimizer`` / ``scheduler`` configs, so those checkpoints still load."""
-    flat = ("lr", "weight_decay", "plateau_factor", "plateau_patience")
-    if not any(k in hparams for k in flat):
+    from facemix.models.module import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULER
+
+    renames = {"lr": "lr", "weight_decay": "weight_decay", "plateau_factor": "factor", "plateau_patience": "patience"}
+    if not any(k in hparams for k in renames):
         return hparams
-    old = {k: hparams[k] for k in flat if k in hparams}
-    rest = {k: v for k, v in hparams.items() if k not in flat}
-    rest.setdefault(
-        "optimizer",
-        {
-            "_target_": "torch.optim.Adam",
-            "_partial_": True,
-            "lr": old.get("lr", 1e-3),
-            "weight_decay": old.get("weight_decay", 0.0),
-        },
+    moved = {new: hparams[old] for old, new in renames.items() if old in hparams}
+    upgraded = {k: v for k, v in hparams.items() if k not in renames}
+    upgraded.setdefault(
+        "optimizer", {**DEFAULT_OPTIMIZER, **{k: moved[k] for k in ("lr", "weight_decay") if k in moved}}
     )
-    rest.setdefault(
-        "scheduler",
-        {
-            "_target_": "facemix.models.schedules.plateau",
-            "_partial_": True,
-            "factor": old.get("plateau_factor", 0.5),
-            "patience": old.get("plateau_patience", 2),
-        },
+    upgraded.setdefault(
+        "scheduler", {**DEFAULT_SCHEDULER, **{k: moved[k] for k in ("factor", "patience") if k in moved}}
     )
-    return rest
+    return upgraded
 
 
 def resume_point(run_dir: Path) -> tuple[str | None, int | None]:

@@ -256,10 +256,13 @@ def _ops_problems(cfg: DictConfig) -> list[str]:
         ops = _value(cfg, key)
         if ops is _ABSENT or ops is None:
             continue
+        if not isinstance(ops, dict):
+            problems.append(f"{key}={_show(ops)} must be a mapping of named ops ({{name: {{_target_: ..., ...}}}})")
+            continue
         from facemix.augment.presets import build_ops
 
         try:
-            build_ops(ops if isinstance(ops, dict) else {"": ops}, key=key)
+            build_ops(ops, key=key)
         except FacemixConfigError as exc:
             problems.append(str(exc).rstrip("."))
     return problems
@@ -310,8 +313,8 @@ def config_problems(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> list[str]
     if (weights := _class_weights_problem(cfg)) is not None:
         problems.append(weights)
     problems += _ops_problems(cfg)
-    if not problems:  # the stand-in optimizer needs valid numbers (a negative lr is already named above)
-        problems += _optimization_problems(cfg)
+    if not any(p.startswith(("model.optimizer", "model.scheduler")) for p in problems):  # e.g. a negative lr:
+        problems += _optimization_problems(cfg)  # already named by its rule; torch would only repeat it
     size, cache_size = _value(cfg, "data.image_size"), _value(cfg, "data.cache_size")
     if _is_int(size) and _is_int(cache_size) and cache_size < size:
         problems.append(f"data.cache_size={cache_size} must be >= data.image_size={size} (or null)")

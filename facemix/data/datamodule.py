@@ -6,6 +6,7 @@ only serves it: datasets per split (from the decoded-image cache), the train sam
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Mapping
@@ -57,10 +58,7 @@ class FaceMixDataModule(pl.LightningDataModule):
         super().__init__()
         # one process (global rank 0) writes the manifest and the image cache; a multi-node run shares them
         self.prepare_data_per_node = False
-        loader_keys = [
-            k for k in inspect.signature(FaceMixDataModule.__init__).parameters if k not in ("self", "pipeline")
-        ]
-        self.spec = DataSpec.from_config(pipeline, other_keys=loader_keys)
+        self.spec = DataSpec.from_config(pipeline, other_keys=_loader_keys())
         self.manifest_path = Path(manifest_path)
         if image_size is None:
             raise FacemixConfigError(
@@ -201,3 +199,10 @@ class FaceMixDataModule(pl.LightningDataModule):
         if self.report_split == "val":
             log.warning("the test split is empty (data.split.test=0): the test/ metrics and report use the val split")
         return self._eval_loader(self.report_split)
+
+
+@functools.cache
+def _loader_keys() -> tuple[str, ...]:
+    """The data config keys the module itself takes (the rest go to the pipeline): for "did you mean" hints."""
+    skip = ("self", "pipeline")
+    return tuple(k for k in inspect.signature(FaceMixDataModule.__init__).parameters if k not in skip)

@@ -99,14 +99,15 @@ class DataSpec:
             values["classes"] = tuple(values["classes"])
         for key, spec_type in nested.items():
             given = values.get(key)
-            if isinstance(given, spec_type) or given is None:
+            if given is None:  # null in the config: the spec's default (no demo; no harmonising; ...)
+                values.pop(key, None)
+                continue
+            if isinstance(given, spec_type):
                 continue
             if key == "harmonize" and isinstance(given, bool):
                 given = {"enabled": given}
             _refuse_unknown(f"data.{key}", given, [f.name for f in fields(spec_type)])
             values[key] = spec_type(**given)
-        if values.get("offline") is None:
-            values.pop("offline", None)
         spec = cls(**values)
         if spec.balance not in BALANCE_MODES:
             raise FacemixConfigError(f"data.balance is '{spec.balance}'; choose one of {list(BALANCE_MODES)}.")

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from facemix.checkpoints import load_module
 from facemix.config import register_resolvers
-from facemix.models.module import ClassifierModule
+from facemix.models.module import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULER, ClassifierModule
 from facemix.models.schedules import cosine_with_warmup, one_cycle, plateau
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -80,6 +80,14 @@ def _names(group: str) -> list[str]:
 def test_the_shipped_options_are_the_documented_ones():
     assert _names("optimizer") == ["adam", "adamw", "sgd"]
     assert _names("scheduler") == ["cosine", "none", "onecycle", "plateau"]
+
+
+def test_the_module_defaults_are_the_default_config_files():
+    """A module built without a config (a notebook, an old checkpoint) trains as the default run would."""
+    cfg = _model_config("model=timm")  # a model file that sets no rate of its own
+    assert cfg["optimizer"] == DEFAULT_OPTIMIZER
+    assert {k: v for k, v in cfg["scheduler"].items() if k != "monitor"} == DEFAULT_SCHEDULER
+    assert cfg["scheduler"]["monitor"] == "val/loss"  # plateau()'s own default
 
 
 @pytest.mark.parametrize("optimizer", _names("optimizer"))
