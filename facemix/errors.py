@@ -43,6 +43,15 @@ def _os_user_error(exc: OSError) -> FacemixConfigError | None:
     return FacemixConfigError(f"{where}: {exc.strerror or exc}. {advice[0].upper()}{advice[1:]}.")
 
 
+def library_reason(exc: BaseException, limit: int = 400) -> str:
+    """A library's own complaint in one line: the innermost cause (Hydra's instantiate wraps what a target raised),
+    without pydantic's "For further information" links, for quoting inside a facemix message."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line.strip() for line in str(exc).splitlines()]
+    return " ".join(line for line in lines if line and not line.startswith("For further"))[:limit].rstrip(".")
+
+
 def find_user_error(exc: BaseException) -> BaseException | None:
     """The user-facing error behind ``exc``, looking through wrappers (Hydra's instantiate wraps what it raises)."""
     seen: set[int] = set()

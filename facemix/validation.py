@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from facemix.errors import FacemixConfigError
+from facemix.errors import FacemixConfigError, library_reason
 
 _ABSENT = object()
 PRECISIONS = ("auto", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "bf16-true", "16-true", "64-true", "64")
@@ -280,21 +280,14 @@ def _optimization_problems(cfg: DictConfig) -> list[str]:
     try:
         optimizer = instantiate(optimizer_cfg)([torch.nn.Parameter(torch.zeros(1))])
     except Exception as exc:
-        return [f"model.optimizer ({optimizer_cfg['_target_']}) cannot be built: {_reason(exc)}"]
+        return [f"model.optimizer ({optimizer_cfg['_target_']}) cannot be built: {library_reason(exc)}"]
     if not isinstance(scheduler_cfg, dict) or "_target_" not in scheduler_cfg:
         return []
     try:
         instantiate(scheduler_cfg)(optimizer, total_steps=10)
     except Exception as exc:
-        return [f"model.scheduler ({scheduler_cfg['_target_']}) cannot be built: {_reason(exc)}"]
+        return [f"model.scheduler ({scheduler_cfg['_target_']}) cannot be built: {library_reason(exc)}"]
     return []
-
-
-def _reason(exc: Exception) -> str:
-    """The library's own complaint, without Hydra's wrapping."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return " ".join(str(exc).split())[:300]
 
 
 def _show(value: Any) -> str:

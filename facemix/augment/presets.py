@@ -18,7 +18,7 @@ import numpy as np
 from albumentations.pytorch import ToTensorV2
 from hydra.utils import instantiate
 
-from facemix.errors import FacemixConfigError
+from facemix.errors import FacemixConfigError, library_reason
 
 INTERPOLATIONS = {  # timm's names (a model's pretrained config) -> OpenCV flags
     "area": cv2.INTER_AREA,
@@ -53,13 +53,11 @@ def build_ops(ops: Mapping[str, Any] | None, key: str = "augment") -> list[A.Bas
             ignored = [str(w.message) for w in caught if any(s in str(w.message) for s in _IGNORED_ARGUMENT)]
             if ignored:
                 raise ValueError(ignored[0])
-        except Exception as exc:  # Hydra wraps the transform's own complaint (bad argument name or range)
-            lines = str(exc.__cause__ or exc).strip().splitlines()
-            reason = " ".join(x.strip() for x in lines if x.strip() and not x.strip().startswith("For further"))
-            reason = reason.rstrip(".")
+        except Exception as exc:  # the transform's own complaint (bad argument name or range)
             raise FacemixConfigError(
-                f"{key}.{name} ({spec['_target_']}) cannot be built: {reason}. Fix its arguments in the override or in "
-                f"your copy of the augment config (the Albumentations docs list each transform's arguments)."
+                f"{key}.{name} ({spec['_target_']}) cannot be built: {library_reason(exc)}. Fix its arguments in "
+                "the override or in your copy of the augment config (the Albumentations docs list each transform's "
+                "arguments)."
             ) from exc
         if not isinstance(op, A.BasicTransform | A.BaseCompose):
             raise FacemixConfigError(

@@ -5,9 +5,6 @@ before and after."""
 from __future__ import annotations
 
 import hashlib
-import importlib
-import logging
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +14,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import TINY_DEMO_SCALE
+from tests.helpers import TINY_DEMO_SCALE, run_entry_in_process
 
 
 @dataclass(frozen=True)
@@ -145,24 +142,7 @@ def _snapshot(*roots: Path) -> dict[str, str]:
     }
 
 
-def _run_entry(module: str, args: list[str], monkeypatch, capsys) -> tuple[object, str]:
-    """The real console entry point, in this process (as fast as a unit test, same code path as a user's)."""
-    monkeypatch.setattr(sys, "argv", [module, *args])
-    # handlers set up by an earlier in-process run (Hydra's, Lightning's) write to a test's closed capture stream
-    monkeypatch.setattr(logging.root, "handlers", [])
-    monkeypatch.setattr(logging, "raiseExceptions", False)
-    entry = importlib.import_module("facemix.data.demo" if module == "facemix.demo" else module)
-    capsys.readouterr()
-    code = "returned"
-    try:
-        entry.main()
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
-def check_contract(case: Case, places: dict[str, Path], tmp_path: Path, monkeypatch, capsys) -> str:
+def check_contract(case: Case, places: dict[str, Path], tmp_path: Path, monkeypatch) -> str:
     root = tmp_path / "root"  # FACEMIX_ROOT and working dir: where facemix's own outputs would go
     root.mkdir()
     monkeypatch.setenv("FACEMIX_ROOT", str(root))
@@ -172,7 +152,8 @@ def check_contract(case: Case, places: dict[str, Path], tmp_path: Path, monkeypa
     watched = [places["run"], places["bad"], places["data"]]
     before, root_before = _snapshot(*watched), set(root.rglob("*"))
 
-    code, output = _run_entry(case.module, args, monkeypatch, capsys)
+    result = run_entry_in_process(case.module, args, cwd=root)
+    code, output = result.returncode, result.stdout
 
     assert code == 2, f"{case.name}: exit {code!r}, expected 2\n{output[-3000:]}"
     assert "Traceback" not in output, f"{case.name}: traceback shown\n{output[-3000:]}"
@@ -187,8 +168,8 @@ def check_contract(case: Case, places: dict[str, Path], tmp_path: Path, monkeypa
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input_gets_one_paragraph_and_touches_nothing(case, places, tmp_path, monkeypatch, capsys):
-    message = check_contract(case, places, tmp_path, monkeypatch, capsys)
+def test_bad_input_gets_one_paragraph_and_touches_nothing(case, places, tmp_path, monkeypatch):
+    message = check_contract(case, places, tmp_path, monkeypatch)
     if case.new_run_dir and case.module == "facemix.train":  # the NEW run says why it failed
         (failed,) = (tmp_path / "root").rglob("failed.json")
         assert "failed" in failed.read_text()
@@ -228,12 +209,10 @@ WRONG = {
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(data=st.data())
-def test_random_wrong_values_are_refused_before_anything_is_written(
-    data, places, tmp_path_factory, monkeypatch, capsys
-):
+def test_random_wrong_values_are_refused_before_anything_is_written(data, places, tmp_path_factory, monkeypatch):
     key = data.draw(st.sampled_from(sorted(WRONG)))
     value = data.draw(WRONG[key])
     shown = "data.split" if key == "data.split.train" else key
     case = _train(f"{key}={value}", f"{key}={value}", expect=(shown,))
     with monkeypatch.context() as patch:
-        check_contract(case, places, tmp_path_factory.mktemp("prop"), patch, capsys)
+        check_contract(case, places, tmp_path_factory.mktemp("prop"), patch)

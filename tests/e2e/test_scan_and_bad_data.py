@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.helpers import TINY_DEMO_SCALE, make_imagefolder, run_train
+from tests.helpers import make_imagefolder, run_entry_in_process, run_train, tiny_overrides
 from tests.unit.test_health import make_bad_tree
 
 pytestmark = pytest.mark.slow
@@ -46,19 +46,9 @@ def test_strict_training_fails_before_any_step(tmp_path):
 
 
 def test_scan_command_prints_a_summary_and_writes_the_card(data_dir, tmp_path):
-    from tests.helpers import run_entry_in_process
-
     run_dir = tmp_path / "scan"
-    result = run_entry_in_process(
-        "facemix.scan",
-        [
-            f"paths.data_dir={data_dir}",
-            f"data.demo.scale={TINY_DEMO_SCALE}",
-            f"hydra.run.dir={run_dir}",
-            "data.harmonize.enabled=true",
-            f"data.harmonize.cache_dir={tmp_path / 'h'}",
-        ],
-    )
+    overrides = ["data.harmonize.enabled=true", f"data.harmonize.cache_dir={tmp_path / 'h'}"]
+    result = run_entry_in_process("facemix.scan", [*tiny_overrides(data_dir, run_dir), *overrides])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "unreadable (skipped): 0" in result.stdout and "shortcut_probe_harmonized" in result.stdout
     assert "class 'fake' comes from a single source" in result.stdout
@@ -71,22 +61,9 @@ def test_scan_command_prints_a_summary_and_writes_the_card(data_dir, tmp_path):
 
 
 def test_preview_command_draws_the_configured_ops(data_dir, tmp_path):
-    from tests.helpers import run_entry_in_process
-
     run_dir = tmp_path / "preview"
-    result = run_entry_in_process(
-        "facemix.preview",
-        [
-            f"paths.data_dir={data_dir}",
-            f"data.demo.scale={TINY_DEMO_SCALE}",
-            f"hydra.run.dir={run_dir}",
-            "data.image_size=32",
-            "data.num_workers=0",
-            "augment=keras",
-            "augment.horizontal_flip=null",
-            "per_class=3",
-        ],
-    )
+    overrides = ["augment=keras", "augment.horizontal_flip=null", "per_class=3"]
+    result = run_entry_in_process("facemix.preview", [*tiny_overrides(data_dir, run_dir), *overrides])
     assert result.returncode == 0, result.stdout[-3000:]
     assert "augmentation preview (affine, brightness; 32 px)" in result.stdout
     assert (run_dir / "augment_preview.png").stat().st_size > 0
