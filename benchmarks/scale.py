@@ -146,14 +146,7 @@ def step_scan(p: dict[str, Path], scale: float, clock: Clock) -> dict:
 def step_duplicates(p: dict[str, Path], scale: float, clock: Clock) -> dict:
     import numpy as np
 
-    from facemix.data.duplicates import (
-        HASH_BYTES,
-        HASH_WORDS,
-        LEVELS,
-        candidate_pairs,
-        candidate_pairs_all_pairs,
-        duplicate_groups,
-    )
+    from facemix.data.duplicates import candidate_pairs, candidate_pairs_all_pairs, duplicate_groups, search_hashes
     from facemix.data.health import ScanCache, scan_images
 
     files = _files(p)
@@ -181,9 +174,8 @@ def step_duplicates(p: dict[str, Path], scale: float, clock: Clock) -> dict:
         "seconds": seconds,
     }
     if len(files) <= 20_000:  # the quadratic reference
-        head = np.ascontiguousarray(cache.fingerprints[rows, : HASH_BYTES + 1])
-        hashes = head[:, :HASH_BYTES].copy().view(np.uint64).reshape(len(rows), LEVELS, HASH_WORDS)
-        flat = head[:, HASH_BYTES].astype(bool)
+        flat = np.asarray(cache.fingerprints[rows, 0]).astype(bool)
+        hashes = search_hashes(cache.fingerprints, rows, flat)
         fast, slow = candidate_pairs(hashes, 13, flat), candidate_pairs_all_pairs(hashes, 13, flat)
         out["candidates"] = len(fast)
         out["candidates_equal_all_pairs"] = bool(fast.shape == slow.shape and (fast == slow).all())

@@ -28,7 +28,7 @@ from facemix.data.shared import exclusive, private_name, write_text_atomic
 from facemix.progress import track
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 3  # 3: fingerprints (facemix.data.duplicates) in a binary side file
+CACHE_VERSION = 4  # 3: fingerprints (facemix.data.duplicates) in a binary side file; 4: projections, not hashes
 
 
 @dataclass
@@ -119,8 +119,9 @@ class ScanCache:
             generation = self.path / (self.path / "CURRENT").read_text().strip()
             meta = json.loads((generation / "meta.json").read_text())
             if meta.get("version") == CACHE_VERSION:
-                self.entries = meta["entries"]
-                self.fingerprints = np.load(generation / "fingerprints.npy", mmap_mode="r")
+                fingerprints = np.load(generation / "fingerprints.npy", mmap_mode="r")
+                if fingerprints.shape[1:] == (FINGERPRINT_BYTES,):  # else another layout: rescan
+                    self.entries, self.fingerprints = meta["entries"], fingerprints
         except (OSError, ValueError, KeyError):  # a damaged cache is only a slower scan
             self.entries, self.fingerprints = {}, np.zeros((0, FINGERPRINT_BYTES), np.uint8)
 

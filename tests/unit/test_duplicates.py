@@ -12,6 +12,7 @@ from facemix.data.duplicates import (
     fingerprint,
     hamming,
     near_pairs,
+    search_hashes,
     split_fingerprints,
 )
 
@@ -84,7 +85,8 @@ def test_planted_copies_are_candidates_and_verified_and_distinct_pictures_are_no
             pictures.append(copy)
             truth.append(i)
     prints = np.stack([fingerprint(p) for p in pictures])
-    hashes, flat, _, _ = split_fingerprints(prints)
+    flat = split_fingerprints(prints)[0]
+    hashes = search_hashes(prints, flat=flat)
     fast, slow = candidate_pairs(hashes, RADIUS, flat), candidate_pairs_all_pairs(hashes, RADIUS, flat)
     assert fast.shape == slow.shape and (fast == slow).all()
     groups = duplicate_groups([str(k) for k in range(len(pictures))], prints)
@@ -102,3 +104,35 @@ def test_a_blurred_low_detail_picture_does_not_match_everything(sigma):
     assert len(set(groups[:12])) == 12  # the originals stay distinct
     for k in range(12, len(pictures)):
         assert sum(g == groups[k] for g in groups[:12]) <= 1  # a blurred one joins at most its own original
+
+
+def _bit_means(hashes: np.ndarray) -> np.ndarray:
+    bits = np.unpackbits(np.ascontiguousarray(hashes[:, 0]).view(np.uint8), axis=1, bitorder="little")
+    return bits.mean(axis=0)
+
+
+def test_hashes_of_look_alike_pictures_are_balanced_and_copies_stay_close():
+    """Pictures that share a layout (like aligned faces) push the raw projections one way; the hash is taken in the
+    data's own frame, so its bits split the pictures more evenly, and a JPEG copy stays within the radius."""
+    shared = _picture(99).astype(np.float32) * (1 - 160 / 255)
+    pictures = [(shared + _picture(i).astype(np.float32) * (160 / 255)).astype(np.uint8) for i in range(600)]
+    jpeg = [cv2.imdecode(cv2.imencode(".jpg", p, [cv2.IMWRITE_JPEG_QUALITY, 35])[1], 1) for p in pictures[:20]]
+    prints = np.stack([fingerprint(p) for p in pictures + jpeg])
+    raw = split_fingerprints(prints[:600])[1][:, 0].astype(np.float32) > 0  # the signs without the data's frame
+    hashes = search_hashes(prints)
+    raw_skew, skew = np.abs(raw.mean(axis=0) - 0.5), np.abs(_bit_means(hashes[:600]) - 0.5)
+    assert raw_skew.max() > 0.3  # the shared layout all but fixes some raw bits
+    assert skew.max() < raw_skew.max() / 2 and skew.mean() < raw_skew.mean() / 2
+    assert hamming(hashes[:20, 0], hashes[600:, 0]).max() <= RADIUS
+    assert len(candidate_pairs(hashes[:600], RADIUS)) == 0  # and distinct look-alikes are not candidates
+
+
+def test_two_near_copies_alone_are_not_pushed_apart_by_the_statistics():
+    """With two pictures the data's mean lies between them; centring on it would make their hashes opposite.
+    The statistics of so few pictures count for almost nothing, so the pair is still a candidate."""
+    picture = _picture(5)
+    copy = cv2.imdecode(cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 35])[1], 1)
+    prints = np.stack([fingerprint(picture), fingerprint(copy)])
+    hashes = search_hashes(prints)
+    assert hamming(hashes[0, 0], hashes[1, 0]) <= RADIUS
+    assert len(candidate_pairs(hashes, RADIUS)) == 1
