@@ -143,10 +143,33 @@ def step_scan(p: dict[str, Path], scale: float, clock: Clock) -> dict:
     return {"images": len(files), "bad": bad}
 
 
+def bucket_candidates(hashes, radius: int) -> int:
+    """Pairs the multi-index search checks (bucket hits over every band and probe): what grows with N squared."""
+    import numpy as np
+
+    from facemix.data.duplicates import BANDS, _bands, _masks
+
+    query, table = _bands(hashes[:, 0]), _bands(hashes.reshape(-1, hashes.shape[-1]))
+    total = 0
+    for band, width in enumerate(BANDS):
+        in_query = np.bincount(query[:, band], minlength=1 << width)
+        in_table = np.bincount(table[:, band], minlength=1 << width)
+        keys = np.arange(1 << width)
+        total += sum(int(in_query @ in_table[keys ^ mask]) for mask in _masks(width, radius // len(BANDS)))
+    return total
+
+
 def step_duplicates(p: dict[str, Path], scale: float, clock: Clock) -> dict:
     import numpy as np
 
-    from facemix.data.duplicates import candidate_pairs, candidate_pairs_all_pairs, duplicate_groups, search_hashes
+    from facemix.data.duplicates import (
+        _projections_of,
+        candidate_pairs,
+        candidate_pairs_all_pairs,
+        duplicate_groups,
+        pair_scores,
+        search_hashes,
+    )
     from facemix.data.health import ScanCache, scan_images
 
     files = _files(p)
@@ -173,9 +196,22 @@ def step_duplicates(p: dict[str, Path], scale: float, clock: Clock) -> dict:
         "false_merges": false_merges,
         "seconds": seconds,
     }
+    # where the time goes, and what the data's own frame buys: bucket candidates with raw projection signs
+    flat = np.asarray(cache.fingerprints[rows, 0]).astype(bool)
+    clock.restart()
+    hashes = search_hashes(cache.fingerprints, rows, flat)
+    out["hash_seconds"] = clock.seconds()
+    clock.restart()
+    pairs = candidate_pairs(hashes, 13, flat)
+    out["candidate_seconds"] = clock.seconds()
+    clock.restart()
+    pair_scores(cache.fingerprints, pairs, rows)
+    out["verify_seconds"] = clock.seconds()
+    raw = np.packbits(_projections_of(cache.fingerprints, rows) > 0, axis=-1, bitorder="little").view(np.uint64)
+    out["bucket_candidates"] = bucket_candidates(hashes[~flat], 13)
+    out["bucket_candidates_raw_signs"] = bucket_candidates(raw[~flat], 13)
+    out["pairs_within_radius"] = len(pairs)
     if len(files) <= 20_000:  # the quadratic reference
-        flat = np.asarray(cache.fingerprints[rows, 0]).astype(bool)
-        hashes = search_hashes(cache.fingerprints, rows, flat)
         fast, slow = candidate_pairs(hashes, 13, flat), candidate_pairs_all_pairs(hashes, 13, flat)
         out["candidates"] = len(fast)
         out["candidates_equal_all_pairs"] = bool(fast.shape == slow.shape and (fast == slow).all())
@@ -382,7 +418,11 @@ def _print_table(table: dict, scales: list[float]) -> None:
             print(
                 f"N={_n(table, s):,}: planted {d['planted_found']}/{d['planted']} found (recall {d['recall']:.3f}), "
                 f"false merges {d['false_merges']}, candidates equal to all-pairs: "
-                f"{d.get('candidates_equal_all_pairs', 'not checked (too large)')}"
+                f"{d.get('candidates_equal_all_pairs', 'not checked (too large)')}; search {d['seconds']:.2f} s "
+                f"(hash {d['hash_seconds']:.2f} + candidates {d['candidate_seconds']:.2f} + verify "
+                f"{d['verify_seconds']:.2f}); "
+                f"bucket candidates {d['bucket_candidates'] / 1e6:.1f} M (raw signs: "
+                f"{d['bucket_candidates_raw_signs'] / 1e6:.1f} M), pairs within 13 bits {d['pairs_within_radius']:,}"
             )
 
 

@@ -208,6 +208,23 @@ def test_rescan_reads_nothing_unchanged_and_rereads_a_changed_file(tmp_path, mon
     assert calls == [str(paths[0])] and changed[str(paths[0])].sha1 != first[str(paths[0])].sha1
 
 
+def test_a_scan_cache_of_another_fingerprint_layout_is_rescanned_not_misread(tmp_path, monkeypatch):
+    make_imagefolder(tmp_path / "src", {"a": 3})
+    paths = sorted((tmp_path / "src").rglob("*.png"))
+    cache_dir = tmp_path / "scan_cache"
+    scan_images(paths, ScanCache(cache_dir), progress=False)
+    generation = cache_dir / (cache_dir / "CURRENT").read_text().strip()
+    rows = np.load(generation / "fingerprints.npy")
+    np.save(generation / "fingerprints.npy", rows[:, :-8])  # what an older layout of the same version would hold
+    calls = []
+    monkeypatch.setattr("facemix.data.health.inspect_image", lambda p: calls.append(p) or inspect_image(p))
+    cache = ScanCache(cache_dir)
+    assert cache.entries == {}
+    infos = scan_images(paths, cache, progress=False)
+    assert len(calls) == len(paths)
+    assert cache.fingerprints_of(list(infos.values())).shape == rows.shape
+
+
 def test_shortcut_probe_sees_size_cues_and_not_random_ones():
     rng = np.random.default_rng(0)
     labels = ["fake"] * 100 + ["real"] * 100
