@@ -211,6 +211,9 @@ def step_duplicates(p: dict[str, Path], scale: float, clock: Clock) -> dict:
     out["bucket_candidates"] = bucket_candidates(hashes[~flat], 13)
     out["bucket_candidates_raw_signs"] = bucket_candidates(raw[~flat], 13)
     out["pairs_within_radius"] = len(pairs)
+    from duplicates_real import bit_stats  # the sibling script (benchmarks/ is this script's folder)
+
+    out["bits"], out["bits_raw_signs"] = bit_stats(hashes[~flat]), bit_stats(raw[~flat])
     if len(files) <= 20_000:  # the quadratic reference
         fast, slow = candidate_pairs(hashes, 13, flat), candidate_pairs_all_pairs(hashes, 13, flat)
         out["candidates"] = len(fast)
@@ -422,13 +425,16 @@ def _print_table(table: dict, scales: list[float]) -> None:
                 f"(hash {d['hash_seconds']:.2f} + candidates {d['candidate_seconds']:.2f} + verify "
                 f"{d['verify_seconds']:.2f}); "
                 f"bucket candidates {d['bucket_candidates'] / 1e6:.1f} M (raw signs: "
-                f"{d['bucket_candidates_raw_signs'] / 1e6:.1f} M), pairs within 13 bits {d['pairs_within_radius']:,}"
+                f"{d['bucket_candidates_raw_signs'] / 1e6:.1f} M), pairs within 13 bits {d['pairs_within_radius']:,}; "
+                f"{d['bits']} (raw signs: {d['bits_raw_signs']})"
             )
 
 
 def _n(table: dict, scale: float) -> int:
-    scan = table.get((scale, "scan")) or table.get((scale, "rescan")) or {}
-    return int(scan.get("images", 0))
+    for step in ("scan", "rescan", "duplicates"):  # a re-run of some steps may lack the scan
+        if (scale, step) in table:
+            return int(table[(scale, step)]["images"])
+    return 0
 
 
 if __name__ == "__main__":

@@ -331,7 +331,9 @@ def duplicate_groups(
     min_correlation: float = 0.85,
 ) -> list[int]:
     """A group id per image: identical decoded pixels, or verified near copies. ``fingerprints`` may be the scan
-    cache's memory-mapped array with ``rows`` giving each image's row. ``max_hamming < 0``: exact copies only."""
+    cache's memory-mapped array with ``rows`` giving each image's row. ``max_hamming < 0``: exact copies only.
+    The hash is taken in the frame of the pictures searched, so which distinct pairs become candidates can differ
+    between two sets of pictures; the verification that decides a merge looks at the pair alone."""
     n = len(pixel_sha1)
     parent = list(range(n))
 
