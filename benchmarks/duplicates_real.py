@@ -1,6 +1,7 @@
 """The near-duplicate hash on real photos: planted copies against the raw projection signs and the data-frame hash.
 
 Usage: python benchmarks/duplicates_real.py [--data ../shared/data] [--copies 140] [--radius 13]
+                                            [--one-picture 900,3000]
 
 The demo of ``benchmarks/scale.py`` is procedural; this takes the real photos of ``../shared/data`` (masks,
 real-vs-fake faces, muffins and chihuahuas; 128 px), plants copies of ``--copies`` of them (JPEG quality 35,
@@ -9,6 +10,8 @@ the stored projections (the hash before 2026-11-24) and for the hash facemix sea
 (``duplicates.search_hashes``): the farthest copy from its original per kind of copy, pairs of originals within
 the radius, the bits' means and how many bit pairs correlate beyond 0.3; then what ``duplicate_groups`` does with
 them (copies found, originals merged: the real-vs-fake set holds edits of one photo, so a merge there may be right).
+``--one-picture`` adds, in turn, that many noisy near copies of one photo to the originals: the hash's frame is
+estimated from distinct pictures, and this checks that a set made mostly of one picture's copies still joins them.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--copies", type=int, default=140)
     parser.add_argument("--radius", type=int, default=13)
+    parser.add_argument("--one-picture", default="900,3000", help="counts of near copies of one photo to add")
     args = parser.parse_args()
     files = sorted(p for p in args.data.glob("*/*/*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     if not files:
@@ -92,6 +96,16 @@ def main() -> None:
     found = sum(groups[original] == groups[copy] for original, copy, _ in planted)
     merged = n - len(set(groups[:n]))
     print(f"  duplicate_groups: copies found {found}/{len(planted)}; originals merged into another: {merged}")
+    rng = np.random.default_rng(1)
+    for count in [int(c) for c in args.one_picture.split(",") if c]:
+        copies = []
+        for k in range(count):  # each with its own pixels (+-3 grey levels), so only the near-copy search joins them
+            image = planted_copy(originals[0], KINDS[k % len(KINDS)]).astype(np.int16)
+            copies.append(fingerprint(np.clip(image + rng.integers(-3, 4, image.shape), 0, 255).astype(np.uint8)))
+        more = np.concatenate([prints[:n], np.stack(copies)])
+        groups = duplicate_groups([str(k) for k in range(len(more))], more, max_hamming=args.radius)
+        joined = sum(groups[n + k] == groups[0] for k in range(count))
+        print(f"  {n} photos + {count} near copies of one: {joined}/{count} copies joined its group")
 
 
 if __name__ == "__main__":

@@ -211,7 +211,14 @@ def step_duplicates(p: dict[str, Path], scale: float, clock: Clock) -> dict:
     out["bucket_candidates"] = bucket_candidates(hashes[~flat], 13)
     out["bucket_candidates_raw_signs"] = bucket_candidates(raw[~flat], 13)
     out["pairs_within_radius"] = len(pairs)
-    from duplicates_real import bit_stats  # the sibling script (benchmarks/ is this script's folder)
+    from duplicates_real import distance  # the sibling script (benchmarks/ is this script's folder)
+
+    farthest: dict[str, int] = {}
+    for copy, original in truth.items():  # kind of copy: the planted file's name starts with it
+        kind = Path(copy).name.split("_")[0]
+        farthest[kind] = max(farthest.get(kind, 0), distance(hashes, index[copy], index[original]))
+    out["farthest_copy_bits"] = farthest
+    from duplicates_real import bit_stats
 
     out["bits"], out["bits_raw_signs"] = bit_stats(hashes[~flat]), bit_stats(raw[~flat])
     if len(files) <= 20_000:  # the quadratic reference
@@ -426,7 +433,8 @@ def _print_table(table: dict, scales: list[float]) -> None:
                 f"{d['verify_seconds']:.2f}); "
                 f"bucket candidates {d['bucket_candidates'] / 1e6:.1f} M (raw signs: "
                 f"{d['bucket_candidates_raw_signs'] / 1e6:.1f} M), pairs within 13 bits {d['pairs_within_radius']:,}; "
-                f"{d['bits']} (raw signs: {d['bits_raw_signs']})"
+                f"{d['bits']} (raw signs: {d['bits_raw_signs']}); "
+                f"farthest planted copy, bits: {d['farthest_copy_bits']}"
             )
 
 

@@ -56,6 +56,7 @@ VECTOR_SIZE = DETAIL * DETAIL + COLOUR * COLOUR * 3  # one level's two thumbnail
 FLATTENED_DIRECTIONS = 8  # of the hash's 128 projections: the strongest are brought down to the next one's variance
 PRIOR_IMAGES = 256  # statistics of n images count n / (n + 256): two pictures are no population
 STATISTICS_SAMPLE = 4096  # images (evenly spaced) the mean and covariance are estimated from
+SAMPLE_COPY_BITS = 13  # sampled pictures within this many raw-sign bits of an earlier one are left out of them
 
 
 @cache
@@ -139,7 +140,7 @@ def hash_basis(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fill far faster than for random codes. Centring on the data's mean and bringing the FLATTENED_DIRECTIONS
     strongest directions down to the variance of the next gives balanced, nearly uncorrelated bits, while copies
     stay close (weak directions, where re-encoding noise lives, are not amplified). With few pictures the
-    statistics shrink toward none (PRIOR_IMAGES): two near copies alone are never pushed apart."""
+    statistics shrink toward none (PRIOR_IMAGES): a picture and its copies alone are never pushed apart."""
     sample = np.asarray(sample, np.float64)
     n, size = sample.shape
     weight = n / (n + PRIOR_IMAGES)
@@ -159,6 +160,17 @@ def _projections_of(fingerprints: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return raw.view(np.float16).reshape(len(rows), LEVELS, HASH_BITS).astype(np.float32)
 
 
+def _first_of_near_copies(projections: np.ndarray) -> np.ndarray:
+    """Rows of ``projections`` (n x HASH_BITS) with no earlier row within SAMPLE_COPY_BITS bits of raw signs: the
+    frame should describe distinct pictures, not weigh one by how many copies of it the set holds (where near copies
+    of one picture made half the set, centring on their mean pushed a third of them apart)."""
+    signs = np.packbits(projections > 0, axis=-1, bitorder="little").view(np.uint64)
+    later, earlier = near_pairs(signs, signs, SAMPLE_COPY_BITS)
+    copies = np.zeros(len(signs), bool)
+    copies[later[earlier < later]] = True
+    return np.flatnonzero(~copies)
+
+
 def search_hashes(
     fingerprints: np.ndarray, rows: np.ndarray | None = None, flat: np.ndarray | None = None, chunk: int = 16_384
 ) -> np.ndarray:
@@ -167,7 +179,8 @@ def search_hashes(
     rows = np.arange(len(fingerprints)) if rows is None else np.asarray(rows)
     keep = np.arange(len(rows)) if flat is None else np.flatnonzero(~np.asarray(flat, bool))
     sample = keep[np.linspace(0, len(keep) - 1, min(len(keep), STATISTICS_SAMPLE)).astype(np.int64)]
-    flatten, threshold = hash_basis(_projections_of(fingerprints, np.sort(rows[sample]))[:, 0])
+    sampled = _projections_of(fingerprints, np.sort(rows[sample]))[:, 0]
+    flatten, threshold = hash_basis(sampled[_first_of_near_copies(sampled)])
     hashes = np.zeros((len(rows), LEVELS, HASH_WORDS), np.uint64)
     for start in range(0, len(rows), chunk):
         bits = _projections_of(fingerprints, rows[start : start + chunk]) @ flatten > threshold

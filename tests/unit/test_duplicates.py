@@ -136,3 +136,18 @@ def test_two_near_copies_alone_are_not_pushed_apart_by_the_statistics():
     hashes = search_hashes(prints)
     assert hamming(hashes[0, 0], hashes[1, 0]) <= RADIUS
     assert len(candidate_pairs(hashes, RADIUS)) == 1
+
+
+def test_a_set_made_mostly_of_copies_of_one_picture_still_joins_them_all():
+    """The frame is estimated from distinct pictures: were the copies counted, their mean would be the picture
+    itself and centring on it would push its copies apart."""
+    rng = np.random.default_rng(4)
+    pictures = [_picture(i) for i in range(100)]
+    h, w = pictures[0].shape[:2]
+    for k in range(300):
+        c = 0.01 * (k % 4)  # uncropped or cropped by 1-3 % per side, each with its own noise
+        crop = pictures[0][int(h * c) : h - int(h * c), int(w * c) : w - int(w * c)].astype(np.int16)
+        pictures.append(np.clip(crop + rng.integers(-8, 9, crop.shape), 0, 255).astype(np.uint8))
+    groups = duplicate_groups([str(k) for k in range(len(pictures))], np.stack([fingerprint(p) for p in pictures]))
+    assert all(g == groups[0] for g in groups[100:])
+    assert len(set(groups[:100])) == 100
