@@ -14,8 +14,8 @@ side lines up with one of them):
 The 128-bit hash is taken at search time, in the searched pictures' own frame: the signs of the projections after
 centring them on the data's mean and flattening its strongest directions (``hash_basis``). Hamming distance then
 follows the angle between the pictures' differences from the typical picture: on the demo, copies (re-encoded at
-JPEG quality 35, resized, blurred, cropped by up to 5 %) lie within 8 bits of 128 at 14k pictures and 11 at 140k,
-and distinct pairs within 13 bits are 1 at 14k and 167 at 140k (verification rejects them all). Raw signs would
+JPEG quality 35, resized, blurred, cropped by up to 5 %) lie within 8 bits of 128 at 14k pictures and 12 at 140k,
+and distinct pairs within 13 bits are 1 at 14k and 165 at 140k (verification rejects them all). Raw signs would
 do for varied pictures, but aligned faces share a mean face: raw bits are unbalanced (means 0.32-0.71) and
 correlated, and the band buckets below fill much faster (bucket candidates at 140k: 170 M raw, 74 M here).
 
