@@ -28,6 +28,7 @@ from facemix.data.duplicates import (
     duplicate_groups,
     fingerprint,
     hamming,
+    pack_bits,
     search_hashes,
     split_fingerprints,
 )
@@ -82,7 +83,7 @@ def main() -> None:
     flat, projections, _, _ = split_fingerprints(prints)
     n = len(originals)
     print(f"{n} real photos from {args.data}, {len(planted)} planted copies, radius {args.radius} of {HASH_BITS} bits")
-    raw = np.packbits(projections.astype(np.float32) > 0, axis=-1, bitorder="little").view(np.uint64)
+    raw = pack_bits(projections > 0)
     framed = search_hashes(prints, flat=flat)
     for name, hashes in (("raw projection signs", raw), ("data-frame hash (facemix)", framed)):
         farthest: dict[str, int] = {}

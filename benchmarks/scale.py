@@ -163,11 +163,13 @@ def step_duplicates(p: dict[str, Path], scale: float, clock: Clock) -> dict:
     import numpy as np
 
     from facemix.data.duplicates import (
-        _projections_of,
         candidate_pairs,
         candidate_pairs_all_pairs,
         duplicate_groups,
+        flat_of,
+        pack_bits,
         pair_scores,
+        projections_of,
         search_hashes,
     )
     from facemix.data.health import ScanCache, scan_images
@@ -197,7 +199,7 @@ def step_duplicates(p: dict[str, Path], scale: float, clock: Clock) -> dict:
         "seconds": seconds,
     }
     # where the time goes, and what the data's own frame buys: bucket candidates with raw projection signs
-    flat = np.asarray(cache.fingerprints[rows, 0]).astype(bool)
+    flat = flat_of(cache.fingerprints, rows)
     clock.restart()
     hashes = search_hashes(cache.fingerprints, rows, flat)
     out["hash_seconds"] = clock.seconds()
@@ -207,7 +209,7 @@ def step_duplicates(p: dict[str, Path], scale: float, clock: Clock) -> dict:
     clock.restart()
     pair_scores(cache.fingerprints, pairs, rows)
     out["verify_seconds"] = clock.seconds()
-    raw = np.packbits(_projections_of(cache.fingerprints, rows) > 0, axis=-1, bitorder="little").view(np.uint64)
+    raw = pack_bits(projections_of(cache.fingerprints, rows) > 0)
     out["bucket_candidates"] = bucket_candidates(hashes[~flat], 13)
     out["bucket_candidates_raw_signs"] = bucket_candidates(raw[~flat], 13)
     out["pairs_within_radius"] = len(pairs)

@@ -154,17 +154,27 @@ def hash_basis(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flatten.astype(np.float32), (mean @ flatten).astype(np.float32)
 
 
-def _projections_of(fingerprints: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def flat_of(fingerprints: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """N bool: which pictures are flat, reading one byte of each row (the fingerprints may be memory-mapped)."""
+    return np.asarray(fingerprints[rows, 0]).astype(bool)
+
+
+def projections_of(fingerprints: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """N x LEVELS x HASH_BITS float32, reading only those bytes of each row (the fingerprints may be memory-mapped)."""
     raw = np.ascontiguousarray(fingerprints[rows, FLAG_BYTES : FLAG_BYTES + PROJECTION_BYTES])
     return raw.view(np.float16).reshape(len(rows), LEVELS, HASH_BITS).astype(np.float32)
+
+
+def pack_bits(bits: np.ndarray) -> np.ndarray:
+    """Hashes (... x HASH_WORDS uint64) from bits (... x HASH_BITS bool), bit k of the hash = bits[..., k]."""
+    return np.packbits(bits, axis=-1, bitorder="little").view(np.uint64)
 
 
 def _first_of_near_copies(projections: np.ndarray) -> np.ndarray:
     """Rows of ``projections`` (n x HASH_BITS) with no earlier row within SAMPLE_COPY_BITS bits of raw signs: the
     frame should describe distinct pictures, not weigh one by how many copies of it the set holds (where near copies
     of one picture made half the set, centring on their mean pushed a third of them apart)."""
-    signs = np.packbits(projections > 0, axis=-1, bitorder="little").view(np.uint64)
+    signs = pack_bits(projections > 0)
     later, earlier = near_pairs(signs, signs, SAMPLE_COPY_BITS)
     copies = np.zeros(len(signs), bool)
     copies[later[earlier < later]] = True
@@ -175,16 +185,18 @@ def search_hashes(
     fingerprints: np.ndarray, rows: np.ndarray | None = None, flat: np.ndarray | None = None, chunk: int = 16_384
 ) -> np.ndarray:
     """N x LEVELS x HASH_WORDS uint64: the 128-bit hash of every level of every picture (``rows`` map pictures to
-    fingerprint rows), in the frame of the non-flat pictures' statistics. Linear in N, memory per chunk."""
+    fingerprint rows), in the frame of the non-flat pictures' statistics (``flat``: read from the rows if not given).
+    Linear in N, memory per chunk."""
     rows = np.arange(len(fingerprints)) if rows is None else np.asarray(rows)
-    keep = np.arange(len(rows)) if flat is None else np.flatnonzero(~np.asarray(flat, bool))
+    flat = flat_of(fingerprints, rows) if flat is None else np.asarray(flat, bool)
+    keep = np.flatnonzero(~flat)
     sample = keep[np.linspace(0, len(keep) - 1, min(len(keep), STATISTICS_SAMPLE)).astype(np.int64)]
-    sampled = _projections_of(fingerprints, np.sort(rows[sample]))[:, 0]
+    sampled = projections_of(fingerprints, np.sort(rows[sample]))[:, 0]
     flatten, threshold = hash_basis(sampled[_first_of_near_copies(sampled)])
     hashes = np.zeros((len(rows), LEVELS, HASH_WORDS), np.uint64)
     for start in range(0, len(rows), chunk):
-        bits = _projections_of(fingerprints, rows[start : start + chunk]) @ flatten > threshold
-        hashes[start : start + chunk] = np.packbits(bits, axis=-1, bitorder="little").view(np.uint64)
+        bits = projections_of(fingerprints, rows[start : start + chunk]) @ flatten > threshold
+        hashes[start : start + chunk] = pack_bits(bits)
     return hashes
 
 
@@ -369,7 +381,7 @@ def duplicate_groups(
             first[digest] = i
     if max_hamming >= 0 and n > 1:
         rows = np.arange(n) if rows is None else np.asarray(rows)
-        flat = np.asarray(fingerprints[rows, 0]).astype(bool)
+        flat = flat_of(fingerprints, rows)
         pairs = candidate_pairs(search_hashes(fingerprints, rows, flat), max_hamming, flat)
         detail, colour = pair_scores(fingerprints, pairs, rows)
         for i, j in pairs[(detail >= min_correlation) & (colour <= MAX_COLOUR_DIFFERENCE)]:
