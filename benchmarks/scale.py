@@ -161,6 +161,7 @@ def bucket_candidates(hashes, radius: int) -> int:
 
 def step_duplicates(p: dict[str, Path], scale: float, clock: Clock) -> dict:
     import numpy as np
+    from duplicates_real import bit_stats, distance  # the sibling script (benchmarks/ is this script's folder)
 
     from facemix.data.duplicates import (
         candidate_pairs,
@@ -213,15 +214,11 @@ def step_duplicates(p: dict[str, Path], scale: float, clock: Clock) -> dict:
     out["bucket_candidates"] = bucket_candidates(hashes[~flat], 13)
     out["bucket_candidates_raw_signs"] = bucket_candidates(raw[~flat], 13)
     out["pairs_within_radius"] = len(pairs)
-    from duplicates_real import distance  # the sibling script (benchmarks/ is this script's folder)
-
     farthest: dict[str, int] = {}
     for copy, original in truth.items():  # kind of copy: the planted file's name starts with it
         kind = Path(copy).name.split("_")[0]
         farthest[kind] = max(farthest.get(kind, 0), distance(hashes, index[copy], index[original]))
     out["farthest_copy_bits"] = farthest
-    from duplicates_real import bit_stats
-
     out["bits"], out["bits_raw_signs"] = bit_stats(hashes[~flat]), bit_stats(raw[~flat])
     if len(files) <= 20_000:  # the quadratic reference
         fast, slow = candidate_pairs(hashes, 13, flat), candidate_pairs_all_pairs(hashes, 13, flat)
