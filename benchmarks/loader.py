@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision import transforms as T
 
-from facemix.config import augment_ops
+from facemix.config.compose import augment_ops
 from facemix.data.datamodule import FaceMixDataModule
 from facemix.data.demo import write_demo
 from facemix.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD
@@ -52,7 +52,7 @@ def facemix_loader(
     """facemix's own train loader over the same folder, all of it in the train split; returns it and set-up time."""
     dm = FaceMixDataModule(
         sources={"bench": {"root": str(root)}},
-        manifest_path=str(work / f"cache_{cache}" / "manifest.csv"),
+        run_dir=str(work / f"cache_{cache}"),
         split={"train": 1.0, "val": 0.0, "test": 0.0},
         image_size=size,
         batch_size=batch,

@@ -258,12 +258,14 @@ def step_split(p: dict[str, Path], scale: float, clock: Clock) -> dict:
 
 def step_manifest(p: dict[str, Path], scale: float, clock: Clock) -> dict:
     """Read the split manifest back, build and write the dataset card: what every run does after the scan."""
-    from facemix.data.card import build_card, write_card
+    from facemix.data.card import Findings, build_card, write_card
     from facemix.data.manifest import read_manifest
+    from facemix.run.rundir import RunDir
 
-    samples = read_manifest(p["state"] / "manifest.csv")
-    card = build_card(samples, CLASSES, [], [], [], {}, None)
-    write_card(card, p["state"])
+    run = RunDir(p["state"])
+    samples = read_manifest(run.manifest)
+    card = build_card(samples, CLASSES, Findings([], [], [], {}, None))
+    write_card(card, run.card_json, run.card_markdown)
     return {"images": len(samples)}
 
 
@@ -282,7 +284,7 @@ def step_epoch(p: dict[str, Path], scale: float, clock: Clock) -> dict:
     import torch
 
     from facemix.augment.presets import train_transform
-    from facemix.config import augment_ops
+    from facemix.config.compose import augment_ops
     from facemix.data.cache import build_cache
     from facemix.data.dataset import ManifestDataset
     from facemix.data.manifest import read_manifest

@@ -1,260 +1,22 @@
-"""``facemix-compare RUN_OR_SWEEP_DIR [...]`` (or ``runs=[...]``): one table across runs, the paper-style comparison.
-
-Prints Markdown, writes ``comparison.csv`` / ``.md`` and ``comparison.png`` (test macro F1 and per-class F1 per run)
-into a new folder. Failed or unfinished runs are listed as such instead of vanishing.
-"""
+"""``facemix-compare RUN_OR_SWEEP_DIR [...]`` (or ``runs=[...]``; ``python -m facemix.compare``): one table across
+runs with seed spreads and paired differences, ``facemix.evaluation.compare``."""
 
 from __future__ import annotations
 
-import csv
-import re
 import sys
-from collections.abc import Sequence
-from pathlib import Path
 
 import hydra
-import numpy as np
 from omegaconf import DictConfig
 
-from facemix.config import CONFIG_PATH
-from facemix.errors import FacemixConfigError, user_errors_exit
-from facemix.reports.plots import plt, save_figure
-from facemix.reports.runs import RunRecord, find_runs, fresh_dir, read_run
-from facemix.reports.uncertainty import DEFAULT_RESAMPLES, paired_bootstrap, seed_spread
-from facemix.validation import validate_config
-
-HIDDEN_OVERRIDES = {"hydra.run.dir", "hydra.sweep.dir", "paths.data_dir", "hydra.job.num"}
-SEED_KEY = "seed"
-
-
-def differing_overrides(runs: list[RunRecord]) -> list[str]:
-    keys = sorted({k for r in runs for k in r.overrides} - HIDDEN_OVERRIDES)
-    return [k for k in keys if len({r.overrides.get(k, "") for r in runs}) > 1] or keys
-
-
-def comparison_rows(runs: list[RunRecord]) -> tuple[list[str], list[list[str]]]:
-    keys = differing_overrides(runs)
-    class_names = next((r.summary["class_names"] for r in runs if r.summary.get("class_names")), [])
-    header = [
-        "run",
-        "status",
-        *keys,
-        "val acc",
-        "val macro F1 (best)",
-        "test acc",
-        "test macro F1",
-        "macro F1 95% CI",
-        *(f"F1 {c}" for c in class_names),
-        "best epoch",
-        "wall time (s)",
-        "parameters",
-    ]
-    rows = []
-    for r in runs:
-        m, rep = r.summary.get("metrics", {}), r.report
-
-        def fmt(v, digits=3):
-            return "" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
-
-        rows.append(
-            [
-                r.path.name,
-                r.status,
-                *(r.overrides.get(k, "") for k in keys),
-                fmt(m.get("val/acc")),
-                fmt(r.summary.get("val_f1_best")),
-                fmt(rep.get("accuracy")),
-                fmt(rep.get("macro avg", {}).get("f1-score")),
-                _ci(rep.get("intervals", {}).get("macro f1")),
-                *(fmt(rep.get(c, {}).get("f1-score")) for c in class_names),
-                fmt(r.summary.get("best_epoch")),
-                fmt(r.summary.get("wall_time_s"), 1),
-                f"{r.summary['parameters']:,}" if "parameters" in r.summary else "",
-            ]
-        )
-    return header, rows
-
-
-def _ci(interval: dict | None) -> str:
-    return f"[{interval['low']:.3f}, {interval['high']:.3f}]" if interval else ""
-
-
-def variant_of(run: RunRecord) -> tuple[tuple[str, str], ...]:
-    """What a run is apart from its seed: runs with equal variants are repeats of one experiment."""
-    return tuple(sorted((k, v) for k, v in run.overrides.items() if k not in HIDDEN_OVERRIDES | {SEED_KEY}))
-
-
-SPREAD_METRICS = ("accuracy", "macro f1")
-
-
-def seed_table(runs: list[RunRecord]) -> str:
-    """Mean ± std over the seeds of each variant (finished runs only); empty when no variant has two seeds."""
-    groups: dict[tuple, list[RunRecord]] = {}
-    for r in runs:
-        if r.report:
-            groups.setdefault(variant_of(r), []).append(r)
-    if not any(len(g) > 1 for g in groups.values()):
-        return ""
-    class_names = next(iter(groups.values()))[0].summary.get("class_names", [])
-    names = [*SPREAD_METRICS, *(f"{m} {c}" for c in class_names for m in ("precision", "recall", "f1"))]
-    header = ["variant", "seeds", *(f"test {n}" for n in names)]
-    rows = []
-    for variant, members in groups.items():
-        values = [_metric_values(m.report, class_names) for m in members]
-        spreads = [seed_spread([v[n] for v in values]) for n in names]
-        rows.append(
-            [_variant_label(variant, runs), str(len(members)), *(f"{x['mean']:.3f} ± {x['std']:.3f}" for x in spreads)]
-        )
-    return "Across seeds (mean ± sample std over the runs that differ only in seed):\n\n" + markdown(header, rows)
-
-
-def _metric_values(report: dict, class_names: list[str]) -> dict[str, float]:
-    out = {"accuracy": report["accuracy"], "macro f1": report["macro avg"]["f1-score"]}
-    for c in class_names:
-        out[f"precision {c}"], out[f"recall {c}"] = report[c]["precision"], report[c]["recall"]
-        out[f"f1 {c}"] = report[c]["f1-score"]
-    return out
-
-
-def read_predictions(run: RunRecord) -> dict[str, tuple[str, str]] | None:
-    """``path -> (true, predicted)`` from the run's report predictions, or None when the run has none."""
-    path = run.path / "predictions.csv"
-    if not path.exists():
-        return None
-    with open(path, newline="") as fh:
-        return {row["path"]: (row["true"], row["predicted"]) for row in csv.DictReader(fh)}
-
-
-def paired_table(runs: list[RunRecord], labels: list[str], resamples: int = DEFAULT_RESAMPLES) -> str:
-    """Each finished run against a run of the baseline variant (the first run's) that predicted exactly the same
-    test images (with seeds that change the split: the baseline run of the same seed): the paired bootstrap
-    interval of each difference; ``*`` marks an interval that excludes zero. Runs with no such partner are left
-    out (their test images differ, so no pairing is possible)."""
-    finished = [(r, lab, read_predictions(r)) for r, lab in zip(runs, labels, strict=True) if r.report]
-    finished = [(r, lab, p) for r, lab, p in finished if p]
-    if len(finished) < 2:
-        return ""
-    baseline_variant = variant_of(finished[0][0])
-    baselines = [(r, lab, p) for r, lab, p in finished if variant_of(r) == baseline_variant]
-    class_names = finished[0][0].summary.get("class_names", [])
-    index = {c: i for i, c in enumerate(class_names)}
-    names = [*SPREAD_METRICS, *(f"f1 {c}" for c in class_names)]
-    header = ["run", "vs baseline", "images", *(f"Δ {n} [95% CI]" for n in names)]
-    rows = []
-    for run, label, preds in finished:
-        if variant_of(run) == baseline_variant:
-            continue
-        partner = next(((lab, p) for _, lab, p in baselines if set(p) == set(preds)), None)
-        if partner is None:
-            continue
-        base_label, base = partner
-        shared = sorted(preds)
-        if any(preds[p][0] != base[p][0] for p in shared):
-            continue  # same files, different labels: not the same test set
-        y_true = [index[base[p][0]] for p in shared]
-        diff = paired_bootstrap(
-            y_true, [index[base[p][1]] for p in shared], [index[preds[p][1]] for p in shared], class_names, resamples
-        )
-        cells = [
-            f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]{' *' if d['excludes_zero'] else ''}"
-            for d in (diff[n] for n in names)
-        ]
-        rows.append([label, base_label, str(len(shared)), *cells])
-    if not rows:
-        return ""
-    return (
-        f"Paired differences against the baseline variant ({_variant_label(baseline_variant, runs)}) on the same "
-        f"test images, {resamples} bootstrap resamples; * = the 95 % interval excludes zero:\n\n"
-        + markdown(header, rows)
-    )
-
-
-def _variant_label(variant: tuple[tuple[str, str], ...], runs: list[RunRecord]) -> str:
-    """Only the keys that tell variants apart (not the ones every run shares)."""
-    differing = set(differing_overrides(runs)) - {SEED_KEY}
-    return " ".join(f"{k}={v}" for k, v in variant if k in differing) or "(defaults)"
-
-
-def markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def bar_chart(runs: list[RunRecord], labels: list[str]):
-    finished = [(r, lab) for r, lab in zip(runs, labels, strict=True) if r.report]
-    class_names = finished[0][0].summary.get("class_names", []) if finished else []
-    series = ["macro avg", *class_names]
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(finished) * len(series) / 2), 4))
-    width = 0.8 / max(1, len(series))
-    x = np.arange(len(finished))
-    for i, name in enumerate(series):
-        key = "macro f1" if name == "macro avg" else f"f1 {name}"
-        values = [r.report[name]["f1-score"] for r, _ in finished]
-        intervals = [r.report.get("intervals", {}).get(key) for r, _ in finished]
-        errors = np.array(
-            [[v - ci["low"], ci["high"] - v] if ci else [0.0, 0.0] for v, ci in zip(values, intervals, strict=True)]
-        ).T
-        label = "macro F1" if name == "macro avg" else f"F1 {name}"
-        ax.bar(x + i * width, values, width, yerr=errors, capsize=2, label=label)
-    ax.set_xticks(x + width * (len(series) - 1) / 2, [lab for _, lab in finished], rotation=20, ha="right")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("test (bars: 95 % bootstrap interval)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def compare(paths: Sequence[str | Path], out_dir: str | Path) -> str:
-    """Tabulate the runs at or below ``paths``; write comparison.csv / .md / .png into ``out_dir`` (an empty or new
-    folder; one that already holds a comparison gets a ``-2``, ``-3``... sibling, so nothing earlier is replaced)."""
-    run_dirs = find_runs(paths)
-    if not run_dirs:
-        raise FacemixConfigError(
-            f"runs={[str(p) for p in paths]}: no facemix run dirs (folders with .hydra/config.yaml and a train.log, "
-            "checkpoints/ or summary.json) at or below these paths. Pass run dirs, a multirun dir or outputs/."
-        )
-    runs = [read_run(p) for p in run_dirs]
-    header, rows = comparison_rows(runs)
-    table = markdown(header, rows)
-    failures = [f"- {r.path} ({r.status}): {r.error}" for r in runs if r.error]
-    if failures:
-        table += "\nRuns that did not finish:\n" + "\n".join(failures) + "\n"
-    keys = differing_overrides(runs)
-    labels = [" ".join(r.overrides.get(k, "") for k in keys) or r.path.name for r in runs]
-    for section in (seed_table(runs), paired_table(runs, labels)):
-        if section:
-            table += "\n" + section
-    out = Path(out_dir)
-    if not (out.is_dir() and not any(out.glob("comparison.*"))):  # Hydra's fresh run dir is used as it is
-        out = fresh_dir(out)
-    with open(out / "comparison.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows([header, *rows])
-    (out / "comparison.md").write_text(table)
-    save_figure(bar_chart(runs, labels), out / "comparison.png")
-    print(table)
-    print(f"written: {out / 'comparison.csv'}, {out / 'comparison.md'}, {out / 'comparison.png'}")
-    return table
-
-
-def _hydra_quoted(text: str) -> str:
-    """A single-quoted Hydra string: quotes escaped, backslashes doubled only before a quote or at the end."""
-    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
-    return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text) + "'"
-
-
-def paths_as_override(argv: Sequence[str]) -> list[str]:
-    """``facemix-compare A B key=value`` -> ``runs=['A','B'] key=value``: plain paths are the runs to compare."""
-    paths = [a for a in argv if "=" not in a and not a.startswith("-")]
-    if not paths:
-        return list(argv)
-    quoted = ",".join(_hydra_quoted(a) for a in paths)
-    return [f"runs=[{quoted}]", *(a for a in argv if a not in paths)]
+from facemix.config.compose import CONFIG_PATH
+from facemix.config.schema import validate_config
+from facemix.evaluation.compare import compare
+from facemix.run.failures import user_errors_exit
+from facemix.run.overrides import paths_as_override
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="compare")
-def _main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     with user_errors_exit():
         validate_config(cfg)
         runs = [str(cfg.runs)] if isinstance(cfg.runs, str) else [str(r) for r in cfg.runs]
@@ -262,8 +24,9 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    """The console script: plain paths on the command line are the runs to compare."""
     sys.argv = [sys.argv[0], *paths_as_override(sys.argv[1:])]
-    _main()
+    _hydra_main()
 
 
 if __name__ == "__main__":

@@ -1,35 +1,15 @@
-"""``facemix-preview [data=...] [augment=...]``: a PNG grid of augmented train images per class.
-
-Composes the same config as training, so what it shows is exactly what ``facemix.train`` would feed the model.
-"""
+"""``facemix-preview [data=...] [augment=...]`` (or ``python -m facemix.preview``): a PNG grid of augmented train
+images per class, exactly as training would feed them, ``facemix.training.inspect.preview``."""
 
 from __future__ import annotations
-
-import logging
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from facemix.config import CONFIG_PATH, register_resolvers
-from facemix.errors import user_errors_exit
-from facemix.reports.plots import augmentation_grid, save_figure
-from facemix.train import build_datamodule, preprocessing_of
-from facemix.validation import validate_config
-
-log = logging.getLogger("facemix.preview")
-
-
-def preview(cfg: DictConfig) -> Path:
-    datamodule = build_datamodule(cfg, preprocessing_of(cfg))
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    fig = augmentation_grid(datamodule.datasets["train"], datamodule.class_names, cfg.get("per_class", 8), cfg.seed)
-    path = save_figure(fig, Path(cfg.paths.output_dir) / "augment_preview.png")
-    ops = ", ".join(name for name, op in cfg.augment.items() if op is not None) or "no ops"
-    print(f"augmentation preview ({ops}; {datamodule.image_size} px): {path}")
-    return path
-
+from facemix.config.compose import CONFIG_PATH, register_resolvers
+from facemix.config.schema import validate_config
+from facemix.run.failures import user_errors_exit
+from facemix.training.inspect import preview
 
 register_resolvers()  # the train config's run dir depends on ckpt_path
 

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import cv2
@@ -23,9 +24,10 @@ def write_image(path: Path, size=(40, 48), colour=None, seed=0) -> Path:
 
 
 def make_imagefolder(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
+    """Random-noise pictures per class folder, the same in every process (crc32, not the salted ``hash``)."""
     for label, n in counts.items():
         for i in range(n):
-            write_image(root / label / f"{i:03d}.png", seed=seed * 100003 + hash(label) % 997 * 1009 + i)
+            write_image(root / label / f"{i:03d}.png", seed=seed * 100003 + zlib.crc32(label.encode()) % 997 * 1009 + i)
     return root
 
 
@@ -84,7 +86,7 @@ def run_entry_in_process(module: str, args: list[str], cwd: Path = REPO) -> subp
 
     from hydra.core.global_hydra import GlobalHydra
 
-    entry = importlib.import_module("facemix.data.demo" if module == "facemix.demo" else module)
+    entry = importlib.import_module(module)
     saved = (sys.argv[:], os.getcwd(), dict(os.environ), logging.root.handlers[:], logging.root.level)
     output = io.StringIO()
     # libraries that log through their own console handler (Lightning's) bound it to the stream of their import
@@ -147,3 +149,47 @@ def tensorboard_scalars(run_dir: Path, with_steps: bool = False) -> dict[str, li
             events = acc.Scalars(tag)
             out[prefix + tag] = [(e.step, e.value) if with_steps else e.value for e in events]
     return out
+
+
+def read_picture(path: Path) -> np.ndarray:
+    """A PNG / JPEG as H x W x 3 RGB, failing clearly when it is not a picture."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, f"{path} is not a readable picture"
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def assert_drawn(path: Path, min_side: int = 80) -> np.ndarray:
+    """The figure exists, has a sensible size and is not blank (some ink on a white page, some variation)."""
+    image = read_picture(path)
+    assert min(image.shape[:2]) >= min_side, f"{path}: {image.shape[:2]} is too small for a figure"
+    ink = (image.min(axis=2) < 200).mean()
+    assert ink > 0.01 and image.std() > 10, f"{path} looks blank (ink {ink:.3f}, std {image.std():.1f})"
+    return image
+
+
+def count_tiles(path: Path, cell: int = 96) -> int:
+    """Pictures in an image grid (``facemix.reports.plots.image_grid``: ``cell`` x ``cell`` tiles on white): blobs of
+    non-white pixels about one cell in area, after an opening that removes the label text."""
+    image = read_picture(path)
+    mask = (image.min(axis=2) < 245).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((15, 15), np.uint8))
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    return int(((areas > 0.6 * cell * cell) & (areas < 1.3 * cell * cell)).sum())
+
+
+def scores_from_predictions(path: Path) -> dict[str, float]:
+    """Accuracy and macro F1 recomputed from a report's ``predictions.csv`` by plain counting, independently of
+    facemix's metrics code (F1 = 2 TP / (2 TP + FP + FN) per class; a class nobody has or predicts scores 0)."""
+    import csv
+
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    classes = [c.removeprefix("prob_") for c in rows[0] if c.startswith("prob_")]
+    f1 = []
+    for c in classes:
+        tp = sum(r["true"] == c and r["predicted"] == c for r in rows)
+        fp = sum(r["true"] != c and r["predicted"] == c for r in rows)
+        fn = sum(r["true"] == c and r["predicted"] != c for r in rows)
+        f1.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return {"accuracy": sum(r["true"] == r["predicted"] for r in rows) / len(rows), "macro_f1": sum(f1) / len(f1)}

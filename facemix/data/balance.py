@@ -25,9 +25,9 @@ import numpy as np
 from facemix.augment.presets import build_ops
 from facemix.data.images import load_rgb
 from facemix.data.manifest import Sample, class_counts, file_sha1
+from facemix.data.progress import track
 from facemix.data.shared import build_once, private_name, remove_leftovers
 from facemix.errors import FacemixConfigError
-from facemix.progress import track
 
 CACHE_VERSION = 3  # 2: the index records each generated file's sha1; 3: the recipe is its config, not a name
 UNUSED = "unused"  # split of train rows that subsampling left out (kept in the manifest for the record)

@@ -22,9 +22,9 @@ import numpy as np
 
 from facemix.augment.presets import resize
 from facemix.data.images import load_rgb
+from facemix.data.progress import progress_bar
 from facemix.data.shared import build_once, private_name, remove_leftovers, write_text_atomic
 from facemix.errors import FacemixConfigError
-from facemix.progress import progress_bar
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2  # bump when decoding, resizing or the index changes (2: immutable arrays named by the index)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,19 +46,23 @@ def shortcut_warnings(samples: Sequence[Sample], probe: dict | None) -> list[str
     return warnings
 
 
-def build_card(
-    samples: Sequence[Sample],
-    classes: Sequence[str],
-    bad_files: Sequence[tuple[str, str]],
-    ignored_files: Sequence[tuple[str, str]],
-    label_conflicts: Sequence[list[str]],
-    formats: dict[str, Counter],
-    probe: dict | None,
-    probe_harmonized: dict | None = None,
-    source_sizes: Sequence[Sample] | None = None,
-) -> dict:
-    """``source_sizes``: rows carrying the source files' own sizes (when ``samples`` point at harmonised copies)."""
-    sized = source_sizes if source_sizes is not None else samples
+@dataclass(frozen=True)
+class Findings:
+    """What the scan found besides the rows: files left out and why, copies with different classes, the formats per
+    source, the shortcut probe (and its rerun on harmonised copies)."""
+
+    bad_files: Sequence[tuple[str, str]]  # (path, reason): unreadable, skipped
+    ignored_files: Sequence[tuple[str, str]]  # (path, reason): not images, not mapped
+    label_conflicts: Sequence[list[str]]  # groups of copies carrying different classes, dropped
+    formats: dict[str, Counter]  # source -> "JPEG RGB" -> images
+    probe: dict | None
+    probe_harmonized: dict | None = None
+    source_sizes: Sequence[Sample] | None = None  # rows with the source files' own sizes (when harmonised)
+
+
+def build_card(samples: Sequence[Sample], classes: Sequence[str], found: Findings) -> dict:
+    """The card's facts as plain data (``dataset_card.json``)."""
+    sized = found.source_sizes if found.source_sizes is not None else samples
     sources_of: dict[str, set[str]] = defaultdict(set)
     groups: Counter = Counter()
     for s in samples:
@@ -85,31 +90,23 @@ def build_card(
         "sizes_by_source": {
             src: _size_profile([s for s in sized if s.source == src]) for src in sorted({s.source for s in sized})
         },
-        "formats_by_source": {src: dict(c) for src, c in sorted(formats.items())},
-        "bad_files": [{"path": p, "reason": r} for p, r in bad_files],
-        "ignored_files": [{"path": p, "reason": r} for p, r in ignored_files],
+        "formats_by_source": {src: dict(c) for src, c in sorted(found.formats.items())},
+        "bad_files": [{"path": p, "reason": r} for p, r in found.bad_files],
+        "ignored_files": [{"path": p, "reason": r} for p, r in found.ignored_files],
         "duplicates": {
             "groups": len(dup_groups),
             "images_in_groups": sum(groups[g] for g in dup_groups),
             "cross_source_groups": len(cross_source),
         },
-        "label_conflicts_dropped": [list(g) for g in label_conflicts],
-        "shortcut_probe": probe,
-        "shortcut_probe_harmonized": probe_harmonized,
-        "warnings": shortcut_warnings([s for s in samples if not s.parent], probe_harmonized or probe),
+        "label_conflicts_dropped": [list(g) for g in found.label_conflicts],
+        "shortcut_probe": found.probe,
+        "shortcut_probe_harmonized": found.probe_harmonized,
+        "warnings": shortcut_warnings([s for s in samples if not s.parent], found.probe_harmonized or found.probe),
     }
 
 
-def card_markdown(card: dict) -> str:
-    lines = ["# Dataset card", "", f"{card['images']} images in classes {', '.join(card['classes'])}.", ""]
-    if card["warnings"]:
-        lines += ["## Warnings", "", *(f"- **{w}**" for w in card["warnings"]), ""]
-    lines += ["## Counts by source label", "", "| source / label -> class | images |", "| --- | --- |"]
-    lines += [f"| {k} | {n} |" for k, n in card["counts"]["by_source_label"].items()]
-    lines += ["", "## Counts by class and split", "", "| class / split | images |", "| --- | --- |"]
-    lines += [f"| {k} | {n} |" for k, n in card["counts"]["by_class_split"].items()]
-    lines += [
-        "",
+def _sizes_section(card: dict) -> list[str]:
+    lines = [
         "## Image sizes and formats by source",
         "",
         "| source | width min / median / max | height min / median / max | formats and modes |",
@@ -122,42 +119,51 @@ def card_markdown(card: dict) -> str:
             f"| {src} | {w['min']} / {w['median']:g} / {w['max']} | {h['min']} / {h['median']:g} / "
             f"{h['max']} | {fmts} |"
         )
+    return lines
+
+
+def _duplicates_section(card: dict) -> list[str]:
     d = card["duplicates"]
     conflicts = card["label_conflicts_dropped"]
-    lines += [
-        "",
+    lines = [
         "## Duplicates",
         "",
         f"{d['groups']} groups of exact or near copies ({d['images_in_groups']} images, "
         f"{d['cross_source_groups']} across sources); each group sits in one split.",
-        f"Label conflicts dropped: {len(card['label_conflicts_dropped'])}"
+        f"Label conflicts dropped: {len(conflicts)}"
         + (" (side by side in label_conflicts.png: judge whether they are really copies)." if conflicts else "."),
         "",
     ]
-    for group in conflicts[:20]:
-        lines.append("- " + " | ".join(f"`{p}`" for p in group))
-    if conflicts:
-        lines.append("")
-    for name, key in (
-        ("Shortcut probe", "shortcut_probe"),
-        ("Shortcut probe after harmonising", "shortcut_probe_harmonized"),
-    ):
-        p = card.get(key)
-        if p and p.get("accuracy") is not None:
-            lines += [
-                f"## {name}",
-                "",
-                f"k-NN on width, height, bytes per pixel and mean colour, {p['folds']}-fold"
-                + (
-                    f" on a sample of {p['images']:,} of {p['of_images']:,} images"
-                    if p.get("of_images", 0) > p["images"]
-                    else ""
-                )
-                + ": "
-                f"accuracy {p['accuracy']:.3f} (majority chance {p['chance']:.3f}), balanced accuracy "
-                f"{p['balanced_accuracy']:.3f} (chance {p['balanced_chance']:.3f}).",
-                "",
-            ]
+    lines += ["- " + " | ".join(f"`{p}`" for p in group) for group in conflicts[:20]]
+    return lines + ([""] if conflicts else [])
+
+
+def _probe_section(name: str, p: dict | None) -> list[str]:
+    if not p or p.get("accuracy") is None:
+        return []
+    sampled = p.get("of_images", 0) > p["images"]
+    sample = f" on a sample of {p['images']:,} of {p['of_images']:,} images" if sampled else ""
+    return [
+        f"## {name}",
+        "",
+        f"k-NN on width, height, bytes per pixel and mean colour, {p['folds']}-fold{sample}: "
+        f"accuracy {p['accuracy']:.3f} (majority chance {p['chance']:.3f}), balanced accuracy "
+        f"{p['balanced_accuracy']:.3f} (chance {p['balanced_chance']:.3f}).",
+        "",
+    ]
+
+
+def card_markdown(card: dict) -> str:
+    lines = ["# Dataset card", "", f"{card['images']} images in classes {', '.join(card['classes'])}.", ""]
+    if card["warnings"]:
+        lines += ["## Warnings", "", *(f"- **{w}**" for w in card["warnings"]), ""]
+    lines += ["## Counts by source label", "", "| source / label -> class | images |", "| --- | --- |"]
+    lines += [f"| {k} | {n} |" for k, n in card["counts"]["by_source_label"].items()]
+    lines += ["", "## Counts by class and split", "", "| class / split | images |", "| --- | --- |"]
+    lines += [f"| {k} | {n} |" for k, n in card["counts"]["by_class_split"].items()]
+    lines += ["", *_sizes_section(card), "", *_duplicates_section(card)]
+    lines += _probe_section("Shortcut probe", card.get("shortcut_probe"))
+    lines += _probe_section("Shortcut probe after harmonising", card.get("shortcut_probe_harmonized"))
     lines += ["## Unreadable files (skipped)", ""]
     lines += [f"- `{b['path']}`: {b['reason']}" for b in card["bad_files"]] or ["none"]
     lines += ["", "## Ignored files", ""]
@@ -165,11 +171,9 @@ def card_markdown(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_card(card: dict, out_dir: str | Path) -> Path:
-    """``dataset_card.json`` (what ``facemix.reports.dataset_card`` draws and ``facemix-scan`` prints) and
-    ``dataset_card.md``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "dataset_card.json").write_text(json.dumps(card, indent=2))
-    (out_dir / "dataset_card.md").write_text(card_markdown(card))
-    return out_dir / "dataset_card.md"
+def write_card(card: dict, json_path: str | Path, markdown_path: str | Path) -> None:
+    """The card's facts as JSON (what ``facemix.reports.dataset_card`` draws and ``facemix-scan`` prints) and as
+    Markdown for people."""
+    for path, text in ((Path(json_path), json.dumps(card, indent=2)), (Path(markdown_path), card_markdown(card))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)

@@ -2,6 +2,8 @@
 
 The manifest itself is built by ``facemix.data.pipeline.build_run_data`` (called from ``prepare_data``); this module
 only serves it: datasets per split (from the decoded-image cache), the train sampler (balanced or not), loaders.
+Training has no test stage: after ``fit`` the best checkpoint makes one pass over the report split
+(``facemix.evaluation``), on one process, from the same served dataset.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from facemix.data.pipeline import DataSpec, build_run_data, class_names
 from facemix.data.sampling import balanced_sampler
 from facemix.data.split import SPLITS
 from facemix.errors import FacemixConfigError
+from facemix.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +38,13 @@ class FaceMixDataModule(pl.LightningDataModule):
 
     ``prepare_data`` (one process) builds the manifest with the data pipeline (unless the run already has one: a
     resumed run keeps its data) and the image cache; ``setup`` (every process) only reads them, so all ranks see
-    the same split. ``pipeline``: the pipeline keys of the data config (``facemix.data.pipeline.DataSpec``).
+    the same split. ``run_dir``: the run whose manifest and dataset card these are; ``pipeline``: the pipeline keys
+    of the data config (``facemix.data.pipeline.DataSpec``).
     """
 
     def __init__(
         self,
-        manifest_path: str,
+        run_dir: str | Path,
         image_size: int | None = 64,
         batch_size: int = 32,
         num_workers: int = 2,
@@ -59,7 +63,8 @@ class FaceMixDataModule(pl.LightningDataModule):
         # one process (global rank 0) writes the manifest and the image cache; a multi-node run shares them
         self.prepare_data_per_node = False
         self.spec = DataSpec.from_config(pipeline, other_keys=_loader_keys())
-        self.manifest_path = Path(manifest_path)
+        self.run = RunDir(run_dir)
+        self.manifest_path = self.run.manifest
         if image_size is None:
             raise FacemixConfigError(
                 "data.image_size is null here; facemix.train fills it from the model (its pretrained input size, "
@@ -75,7 +80,7 @@ class FaceMixDataModule(pl.LightningDataModule):
         self.augment = dict(augment or {})  # named Albumentations ops (conf/augment/*.yaml)
         self.cache = cache
         self.cache_size = int(cache_size or self.image_size)
-        self.cache_dir = Path(cache_dir) if cache_dir else self.manifest_path.parent / "image_cache"
+        self.cache_dir = Path(cache_dir) if cache_dir else self.run.image_cache
         if self.cache and self.cache_size < self.image_size:
             raise FacemixConfigError(
                 f"data.cache_size={cache_size} is below data.image_size={image_size}; the cache must hold at least "
@@ -116,7 +121,7 @@ class FaceMixDataModule(pl.LightningDataModule):
             samples = read_manifest(self.manifest_path)
             self.resolve_classes()
         else:
-            built = build_run_data(self.spec, self.manifest_path.parent, self.manifest_path)
+            built = build_run_data(self.spec, self.run)
             self._classes, samples = built.classes, built.samples
         if self.cache:
             self._images = self._open_cache(samples, progress=True)
@@ -181,24 +186,24 @@ class FaceMixDataModule(pl.LightningDataModule):
 
     def _eval_loader(self, split: str) -> DataLoader:
         """Under DDP each rank scores a disjoint part and nothing is repeated (Lightning's default sampler pads with
-        repeats), so the synchronised val / test metrics equal a single-process pass over the split."""
+        repeats), so the synchronised val metrics equal a single-process pass over the split."""
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             return self._loader(split, sampler=UnrepeatedDistributedSampler(self.datasets[split], shuffle=False))
         return self._loader(split, shuffle=False)
 
     @property
     def report_split(self) -> str:
-        """The split the test stage and the report use: ``test``, or ``val`` when the split has no test part (the
-        muffin/chihuahua study's 80/20)."""
+        """The split the report uses: ``test``, or ``val`` when the split has no test part (the muffin/chihuahua
+        study's 80/20)."""
         return "test" if len(self.datasets["test"]) else "val"
+
+    def train_class_counts(self) -> list[int]:
+        """Images per class (in class order) in the train split: what ``loss.class_weights=auto`` weighs by."""
+        counts = class_counts(self.datasets["train"].samples, self.class_names)
+        return [counts[c] for c in self.class_names]
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        if self.report_split == "val":
-            log.warning("the test split is empty (data.split.test=0): the test/ metrics and report use the val split")
-        return self._eval_loader(self.report_split)
 
 
 @functools.cache

@@ -10,8 +10,8 @@ Layouts written (as the real downloads are laid out):
     face_mask/{Train,Validation,Test}/{WithMask,WithoutMask}/*.jpg      ~120-190 px ("Face Mask 12K")
     real_and_fake_face/{training_real,training_fake}/*.jpg              600 px (Yonsei "Real and Fake Face Detection")
 
-Usage: ``facemix-demo [scale=0.1] [seed=0] [root=...]`` (or ``python -m facemix.data.demo ...``); training draws
-the demo on first use by itself.
+Usage: ``facemix-demo [scale=0.1] [seed=0] [root=...]`` (or ``python -m facemix.demo ...``); training draws the
+demo on first use by itself.
 """
 
 from __future__ import annotations
@@ -25,15 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import hydra
 import numpy as np
-from omegaconf import DictConfig
 
-from facemix.config import CONFIG_PATH
+from facemix.data.progress import track
 from facemix.data.shared import build_once, private_name, remove_leftovers
-from facemix.errors import user_errors_exit
-from facemix.progress import track
-from facemix.validation import validate_config
 
 # Sizes of the real data sets; the demo keeps their proportions (fake is the small minority once merged).
 REAL_COUNTS = {
@@ -87,14 +82,16 @@ def _tup(c: np.ndarray) -> tuple[int, int, int]:
     return tuple(int(v) for v in c)
 
 
-def _ellipse(img, face: Face, u, v, ru, rv, colour, thickness=-1, start=0, end=360, extra_deg=0.0) -> None:
+def _ellipse(img, face: Face, at, radii, colour, thickness=-1, arc=(0, 360), extra_deg=0.0) -> None:
+    """An ellipse in face coordinates: centre ``at`` = (u, v), ``radii`` as fractions of the face's half-axes."""
+    (u, v), (ru, rv) = at, radii
     cv2.ellipse(
         img,
         face.point(u, v),
         (max(1, int(face.a * ru)), max(1, int(face.b * rv))),
         face.degrees + extra_deg,
-        start,
-        end,
+        arc[0],
+        arc[1],
         _tup(colour),
         thickness,
         cv2.LINE_AA,
@@ -120,27 +117,27 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def _eye(img, face: Face, u: float, v: float, iris: np.ndarray, size: float = 1.0) -> None:
-    _ellipse(img, face, u, v, 0.17 * size, 0.075 * size, np.array([245, 245, 240]))
+    _ellipse(img, face, (u, v), (0.17 * size, 0.075 * size), np.array([245, 245, 240]))
     cv2.circle(img, face.point(u, v), max(1, int(face.a * 0.075 * size)), _tup(iris), -1, cv2.LINE_AA)
     cv2.circle(img, face.point(u, v), max(1, int(face.a * 0.032 * size)), (10, 10, 10), -1, cv2.LINE_AA)
-    _ellipse(img, face, u, v, 0.18 * size, 0.085 * size, face.skin * 0.55, max(1, int(face.a * 0.02)))
+    _ellipse(img, face, (u, v), (0.18 * size, 0.085 * size), face.skin * 0.55, max(1, int(face.a * 0.02)))
 
 
 def _draw_head(img: np.ndarray, face: Face, rng: np.random.Generator, defects: set[str]) -> None:
     dark_skin = face.skin * 0.7
     thick = max(1, int(face.a * 0.035))
     if rng.random() < 0.5:  # long hair behind the head
-        _ellipse(img, face, 0, 0.15, 1.25, 1.05, face.hair)
+        _ellipse(img, face, (0, 0.15), (1.25, 1.05), face.hair)
     neck = face.points(np.array([[-0.45, 0.6], [0.45, 0.6], [0.5, 1.6], [-0.5, 1.6]]))
     cv2.fillConvexPoly(img, neck, _tup(dark_skin), cv2.LINE_AA)
     for side in (-1, 1):
-        _ellipse(img, face, side * 0.97, 0.0, 0.14, 0.2, face.skin * 0.9)
-    _ellipse(img, face, 0, 0, 1, 1, face.skin)
+        _ellipse(img, face, (side * 0.97, 0.0), (0.14, 0.2), face.skin * 0.9)
+    _ellipse(img, face, (0, 0), (1, 1), face.skin)
     style = rng.integers(3)
     if style == 0:  # short cap of hair
-        _ellipse(img, face, 0, -0.35, 1.05, 0.75, face.hair, start=180, end=360)
+        _ellipse(img, face, (0, -0.35), (1.05, 0.75), face.hair, arc=(180, 360))
     elif style == 1:  # fringe
-        _ellipse(img, face, 0, -0.45, 1.02, 0.6, face.hair, start=170, end=370)
+        _ellipse(img, face, (0, -0.45), (1.02, 0.6), face.hair, arc=(170, 370))
     # style 2: bald / shaved
 
     iris_l = _colour(rng, IRIS, 10)
@@ -162,13 +159,13 @@ def _draw_head(img: np.ndarray, face: Face, rng: np.random.Generator, defects: s
     if "asymmetry" in defects:
         mouth_u, mouth_tilt = rng.choice([-1, 1]) * rng.uniform(0.15, 0.3), rng.uniform(-25, 25)
     lips = np.clip(face.skin * np.array([0.85, 0.45, 0.45]) + rng.normal(0, 10, 3), 0, 255)
-    _ellipse(img, face, mouth_u, 0.5, 0.3, 0.1, lips, extra_deg=mouth_tilt)
-    _ellipse(img, face, mouth_u, 0.5, 0.3, 0.02, lips * 0.5, extra_deg=mouth_tilt)
+    _ellipse(img, face, (mouth_u, 0.5), (0.3, 0.1), lips, extra_deg=mouth_tilt)
+    _ellipse(img, face, (mouth_u, 0.5), (0.3, 0.02), lips * 0.5, extra_deg=mouth_tilt)
 
 
 def _face_region(shape: tuple[int, int], face: Face) -> np.ndarray:
     region = np.zeros(shape, np.uint8)
-    _ellipse(region, face, 0, 0, 1, 1, np.array([255, 255, 255]))
+    _ellipse(region, face, (0, 0), (1, 1), np.array([255, 255, 255]))
     return region[..., 0] > 0
 
 
@@ -367,15 +364,3 @@ def _draw_one(job: tuple[Path, str, str, int]) -> None:
     img = draw_face(rng, h, w, kind)
     quality = int(rng.integers(80, 96))
     cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="demo")
-def main(cfg: DictConfig) -> None:
-    with user_errors_exit():
-        validate_config(cfg)
-        root = write_demo(cfg.root, float(cfg.scale), int(cfg.seed))
-        print(f"demo data set: {root} ({len(demo_plan(float(cfg.scale)))} images)")
-
-
-if __name__ == "__main__":
-    main()

@@ -38,6 +38,8 @@ from functools import cache
 import cv2
 import numpy as np
 
+from facemix.data.settings import duplicate_setting
+
 CROPS = (0.0, 0.015, 0.03, 0.045)  # centre crop per side of each fingerprint level
 LEVELS = len(CROPS)
 DETAIL = 24  # band-pass thumbnail side
@@ -352,13 +354,15 @@ def duplicate_groups(
     pixel_sha1: Sequence[str],
     fingerprints: np.ndarray,
     rows: np.ndarray | None = None,
-    max_hamming: int = 13,
-    min_correlation: float = 0.85,
+    max_hamming: int | None = None,
+    min_correlation: float | None = None,
 ) -> list[int]:
     """A group id per image: identical decoded pixels, or verified near copies. ``fingerprints`` may be the scan
     cache's memory-mapped array with ``rows`` giving each image's row. ``max_hamming < 0``: exact copies only.
     The hash is taken in the frame of the pictures searched, so which distinct pairs become candidates can differ
     between two sets of pictures; the verification that decides a merge looks at the pair alone."""
+    max_hamming = duplicate_setting("max_hamming", max_hamming)
+    min_correlation = duplicate_setting("min_correlation", min_correlation)
     n = len(pixel_sha1)
     parent = list(range(n))
 

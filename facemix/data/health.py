@@ -24,8 +24,8 @@ from PIL import Image, UnidentifiedImageError
 
 from facemix.data.duplicates import FINGERPRINT_BYTES, fingerprint
 from facemix.data.images import load_rgb
+from facemix.data.progress import track
 from facemix.data.shared import exclusive, private_name, write_text_atomic
-from facemix.progress import track
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 4  # 3: fingerprints (facemix.data.duplicates) in a binary side file; 4: projections, not hashes

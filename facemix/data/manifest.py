@@ -91,8 +91,8 @@ def build_manifest(
     specs: Sequence[SourceSpec],
     classes: Sequence[str],
     scan_cache: ScanCache | None = None,
-    max_hamming: int = 13,
-    min_correlation: float = 0.85,
+    max_hamming: int | None = None,
+    min_correlation: float | None = None,
     drop_label_conflicts: bool = True,
     progress: bool = False,
     require_all_classes: bool = True,
@@ -102,19 +102,11 @@ def build_manifest(
     Unreadable files are skipped and reported in ``bad_files``; config mistakes raise. Exact and near copies share
     a ``dup_group`` (so a later split keeps them together); a group whose members carry different classes is a
     label conflict, dropped by default.
-    ``require_all_classes=False`` (external test sets) allows classes without images.
+    ``require_all_classes=False`` (external test sets) allows classes without images. The thresholds: None takes
+    the shipped ``data.duplicates`` settings.
     """
-    scan = SourceScan()
+    scan = _scan_sources(specs, classes)
     by_name = {spec.name: spec for spec in specs}
-    for spec in specs:
-        scan_source(spec, scan)
-        if spec.label_map is not None:
-            stray = sorted(set(spec.label_map.values()) - set(classes))
-            if stray:
-                raise FacemixConfigError(
-                    f"data.sources.{spec.name}.label_map maps into {stray}, which are not in data.classes "
-                    f"{list(classes)}. Add them to data.classes or fix the label_map values."
-                )
     wanted = [f for f in scan.files if resolve_label_map(by_name[f.source], f.source_label) in classes]
     scan_cache = scan_cache if scan_cache is not None else ScanCache(None)
     infos = scan_images([f.path for f in wanted], scan_cache, progress=progress)
@@ -128,23 +120,10 @@ def build_manifest(
         max_hamming,
         min_correlation,
     )
-    samples = []
-    for item, group in zip(good, groups, strict=True):
-        info = infos[str(item.path)]
-        samples.append(
-            Sample(
-                path=str(item.path.resolve()),
-                source=item.source,
-                source_label=item.source_label,
-                label=resolve_label_map(by_name[item.source], item.source_label),
-                split="",
-                sha1=info.sha1,
-                width=info.width,
-                height=info.height,
-                dup_group=infos[str(good[group].path)].pixel_sha1[:16],
-                source_split=item.source_split or "",
-            )
-        )
+    samples = [
+        _sample(item, by_name[item.source], infos[str(item.path)], infos[str(good[group].path)].pixel_sha1[:16])
+        for item, group in zip(good, groups, strict=True)
+    ]
     members: dict[str, list[Sample]] = {}
     for sample in samples:
         members.setdefault(sample.dup_group, []).append(sample)
@@ -159,6 +138,36 @@ def build_manifest(
             "Check each source's root and label_map, or remove the class from data.classes."
         )
     return ManifestBuild(samples, scan, infos, bad, conflicts)
+
+
+def _scan_sources(specs: Sequence[SourceSpec], classes: Sequence[str]) -> SourceScan:
+    """Every source's files; a label_map into a class that is not configured is a mistake, said before decoding."""
+    scan = SourceScan()
+    for spec in specs:
+        scan_source(spec, scan)
+        if spec.label_map is not None:
+            stray = sorted(set(spec.label_map.values()) - set(classes))
+            if stray:
+                raise FacemixConfigError(
+                    f"data.sources.{spec.name}.label_map maps into {stray}, which are not in data.classes "
+                    f"{list(classes)}. Add them to data.classes or fix the label_map values."
+                )
+    return scan
+
+
+def _sample(item, spec: SourceSpec, info: ImageInfo, dup_group: str) -> Sample:
+    return Sample(
+        path=str(item.path.resolve()),
+        source=item.source,
+        source_label=item.source_label,
+        label=resolve_label_map(spec, item.source_label),
+        split="",
+        sha1=info.sha1,
+        width=info.width,
+        height=info.height,
+        dup_group=dup_group,
+        source_split=item.source_split or "",
+    )
 
 
 def with_splits(samples: Iterable[Sample], splits: Sequence[str]) -> list[Sample]:

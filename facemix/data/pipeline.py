@@ -1,7 +1,8 @@
 """The data pipeline as one function: sources -> merged manifest -> split -> balance (train only) -> card.
 
-``build_run_data(spec, out_dir)`` is what ``FaceMixDataModule.prepare_data``, ``facemix-scan`` and tests call; it
-writes the run's ``manifest.csv`` and ``dataset_card.json`` / ``.md`` and returns the rows and the card. Everything
+``build_run_data(spec, run)`` is what ``FaceMixDataModule.prepare_data``, ``facemix-scan`` and tests call; it
+writes the run's manifest and dataset card (``facemix.run.rundir.RunDir`` names them) and returns the rows and the
+card. Everything
 it reads and writes is named by a ``DataSpec`` (the pipeline keys of the ``data`` config), so a test or notebook
 runs the same pipeline without Lightning, Hydra or a model. The image cache and the loaders come after it
 (``facemix.data.cache``, ``facemix.data.datamodule``); the card's figures are drawn by ``facemix.reports``.
@@ -9,16 +10,15 @@ runs the same pipeline without Lightning, Hydra or a model. The image cache and 
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from facemix.data.balance import offline_balance
-from facemix.data.card import build_card, write_card
+from facemix.data.card import Findings, build_card, write_card
 from facemix.data.demo import write_demo
 from facemix.data.harmonize import harmonize
 from facemix.data.health import ScanCache, scan_images, shortcut_features, shortcut_probe
@@ -31,9 +31,11 @@ from facemix.data.manifest import (
     specs_from_config,
     write_manifest,
 )
+from facemix.data.settings import packaged_settings
 from facemix.data.sources import SourceSpec
 from facemix.data.split import SPLITS, split_samples
-from facemix.errors import FacemixConfigError
+from facemix.errors import FacemixConfigError, nearest_key
+from facemix.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
 BALANCE_MODES = ("none", "sampler", "offline")
@@ -41,73 +43,75 @@ BALANCE_MODES = ("none", "sampler", "offline")
 
 @dataclass(frozen=True)
 class DuplicateSpec:
-    max_hamming: int = 13  # hash bits (of 128) for a near-copy candidate; -1: exact copies only
-    min_correlation: float = 0.85  # band-pass thumbnail correlation that confirms a candidate
-    label_conflicts: str = "drop"  # drop | keep groups of copies whose members carry different classes
+    max_hamming: int  # hash bits (of 128) for a near-copy candidate; -1: exact copies only
+    min_correlation: float  # band-pass thumbnail correlation that confirms a candidate
+    label_conflicts: str  # drop | keep groups of copies whose members carry different classes
 
 
 @dataclass(frozen=True)
 class HarmonizeSpec:
-    enabled: bool = False
-    size: int = 256
-    quality: int = 90
-    cache_dir: str | None = None  # default: <run dir>/harmonized
+    enabled: bool
+    size: int
+    quality: int
+    cache_dir: str | None = None  # None: <run dir>/harmonized
 
 
 @dataclass(frozen=True)
 class OfflineSpec:
-    recipe: Mapping[str, Any] | None = None  # named Albumentations ops; required for balance=offline
-    target_per_class: int | None = None  # default: the majority class's train count
-    cache_dir: str | None = None  # default: <run dir>/offline_cache
+    recipe: Mapping[str, Any] | None  # named Albumentations ops; required for balance=offline
+    target_per_class: int | None = None  # None: the majority class's train count
+    cache_dir: str | None = None  # None: <run dir>/offline_cache
 
 
 @dataclass(frozen=True)
 class DemoSpec:
     root: str
-    scale: float = 0.1
-    seed: int = 0
+    scale: float
+    seed: int
+
+
+_NESTED = {"demo": DemoSpec, "offline": OfflineSpec, "duplicates": DuplicateSpec, "harmonize": HarmonizeSpec}
 
 
 @dataclass(frozen=True)
 class DataSpec:
     """What the pipeline reads and how it merges, splits and balances: the ``data`` config's pipeline keys.
 
-    The defaults here are those of ``conf/data/unbalanced.yaml`` (a unit test keeps the two equal)."""
+    ``from_config`` fills the settings a mapping leaves out from the shipped YAML (``packaged_settings``), so a
+    notebook gives only its sources and the defaults are still written once."""
 
     sources: tuple[SourceSpec, ...]
+    split: Mapping[str, float]
+    keep_source_splits: bool
+    balance: str
+    offline: OfflineSpec
+    strict: bool
+    duplicates: DuplicateSpec
+    harmonize: HarmonizeSpec
     classes: tuple[str, ...] | None = None
     demo: DemoSpec | None = None
-    split: Mapping[str, float] = field(default_factory=lambda: {"train": 0.6, "val": 0.3, "test": 0.1})
-    keep_source_splits: bool = False
-    balance: str = "none"
-    offline: OfflineSpec = OfflineSpec()
-    strict: bool = False
     scan_cache: str | None = None
-    duplicates: DuplicateSpec = DuplicateSpec()
-    harmonize: HarmonizeSpec = HarmonizeSpec()
     seed: int = 0
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], other_keys: Sequence[str] = ()) -> DataSpec:
         """From plain ``data`` config values (``sources`` as ``{name: {root, layout, label_map}}``); an unknown
-        key is an error naming the nearest known one (``other_keys``: the caller's own keys, for that hint)."""
-        nested = {"demo": DemoSpec, "offline": OfflineSpec, "duplicates": DuplicateSpec, "harmonize": HarmonizeSpec}
+        key is an error naming the nearest known one (``other_keys``: the caller's own keys, for that hint). A
+        setting left out, or null, takes the shipped default."""
         _refuse_unknown("data", cfg, [f.name for f in fields(cls)], other_keys)
-        values = dict(cfg)
+        defaults = packaged_settings()
+        values = {**defaults, **{k: v for k, v in cfg.items() if v is not None or k not in defaults}}
         values["sources"] = tuple(specs_from_config(cfg.get("sources") or {}))
         if values.get("classes") is not None:
             values["classes"] = tuple(values["classes"])
-        for key, spec_type in nested.items():
+        for key, spec_type in _NESTED.items():
             given = values.get(key)
-            if given is None:  # null in the config: the spec's default (no demo; no harmonising; ...)
-                values.pop(key, None)
-                continue
-            if isinstance(given, spec_type):
+            if given is None or isinstance(given, spec_type):
                 continue
             if key == "harmonize" and isinstance(given, bool):
                 given = {"enabled": given}
             _refuse_unknown(f"data.{key}", given, [f.name for f in fields(spec_type)])
-            values[key] = spec_type(**given)
+            values[key] = spec_type(**{**defaults.get(key, {}), **given})
         spec = cls(**values)
         if spec.balance not in BALANCE_MODES:
             raise FacemixConfigError(f"data.balance is '{spec.balance}'; choose one of {list(BALANCE_MODES)}.")
@@ -123,15 +127,15 @@ def _refuse_unknown(where: str, given: Mapping[str, Any], known: Sequence[str], 
     unknown = sorted(set(given) - set(known))
     if unknown:
         everything = sorted({*known, *other_keys})
-        hints = [f"{where}.{k}" + _nearest(k, everything) for k in unknown]
+        hints = [f"{where}.{k}" + _hint(k, everything) for k in unknown]
         raise FacemixConfigError(
             f"{', '.join(hints)}: not a key of {where} (known: {', '.join(everything)}). Fix or remove it."
         )
 
 
-def _nearest(key: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-    return f" (did you mean {close[0]}?)" if close else ""
+def _hint(key: str, known: Sequence[str]) -> str:
+    close = nearest_key(key, known)
+    return f" (did you mean {close}?)" if close else ""
 
 
 @dataclass
@@ -160,12 +164,8 @@ def class_names(spec: DataSpec) -> list[str]:
     return infer_classes(spec.sources)
 
 
-def build_run_data(
-    spec: DataSpec, out_dir: str | Path, manifest_path: str | Path | None = None, progress: bool = True
-) -> RunData:
-    """Run the pipeline and write the manifest (``out_dir/manifest.csv`` unless ``manifest_path`` says otherwise)
-    and ``out_dir/dataset_card.{json,md}``."""
-    out_dir = Path(out_dir)
+def build_run_data(spec: DataSpec, run: RunDir, progress: bool = True) -> RunData:
+    """Run the pipeline; write the run's manifest and dataset card."""
     classes = class_names(spec)
     draw_demo_if_needed(spec)
     built = build_manifest(
@@ -182,7 +182,7 @@ def build_run_data(
     if spec.harmonize.enabled:
         samples = harmonize(
             samples,
-            spec.harmonize.cache_dir or out_dir / "harmonized",
+            spec.harmonize.cache_dir or run.harmonized,
             int(spec.harmonize.size),
             int(spec.harmonize.quality),
         )
@@ -192,16 +192,16 @@ def build_run_data(
         samples = offline_balance(
             samples,
             classes,
-            cache_dir=spec.offline.cache_dir or out_dir / "offline_cache",
+            cache_dir=spec.offline.cache_dir or run.offline_cache,
             recipe=spec.offline.recipe,
             target_per_class=spec.offline.target_per_class,
             seed=spec.seed,
             progress=progress,
         )
-    write_manifest(samples, manifest_path or out_dir / "manifest.csv")
+    write_manifest(samples, run.manifest)
     _log_counts(samples, classes)
     card = _card(spec, samples, built, classes)
-    write_card(card, out_dir)
+    write_card(card, run.card_json, run.card_markdown)
     for warning in card["warnings"]:
         log.warning("shortcut: %s", warning)
     return RunData(samples, card, classes)
@@ -237,9 +237,8 @@ def _card(spec: DataSpec, samples: Sequence[Sample], built: ManifestBuild, class
         after = shortcut_probe(shortcut_features([copies[s.path] for s in originals]), labels, seed=spec.seed)
     ignored = [(str(p), why) for p, why in built.scan.skipped]
     source_sizes = [replace(s, width=i.width, height=i.height) for s, i in zip(originals, infos, strict=True)]
-    return build_card(
-        samples, classes, built.bad_files, ignored, built.label_conflicts, formats, probe, after, source_sizes
-    )
+    found = Findings(built.bad_files, ignored, built.label_conflicts, formats, probe, after, source_sizes)
+    return build_card(samples, classes, found)
 
 
 def _log_counts(samples: Sequence[Sample], classes: Sequence[str]) -> None:

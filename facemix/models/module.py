@@ -19,7 +19,7 @@ from facemix.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD, SCRATCH_IN
 from facemix.models.registry import create
 from facemix.models.schedules import steps_for
 
-STAGES = ("train", "val", "test")
+STAGES = ("train", "val")  # training has no test stage: the report is one pass of facemix.evaluation
 # conf/optimizer/adam.yaml and conf/scheduler/plateau.yaml: what a module built without a config trains with
 DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3, "weight_decay": 0.0}
 DEFAULT_SCHEDULER = {"_target_": "facemix.models.schedules.plateau", "_partial_": True, "factor": 0.5, "patience": 2}
@@ -109,7 +109,8 @@ class ClassifierModule(pl.LightningModule):
             if len(class_weights) != num_classes:
                 raise ValueError(f"loss.class_weights has {len(class_weights)} values for {num_classes} classes")
         weights = torch.tensor(class_weights) if isinstance(class_weights, list) else torch.ones(num_classes)
-        self.register_buffer("loss_weights", weights.float())  # filled from the train split for "auto"
+        # "auto": handed in from the train split's counts before fitting (set_class_weights), saved in checkpoints
+        self.register_buffer("loss_weights", weights.float())
         # softmax temperature (1: none); calibrate=true fits it on the val split after training and stores it here
         self.register_buffer("temperature", torch.ones(()))
         # uint8 pixels -> normalised floats, on the batch's device (not saved: they come from the hparams)
@@ -124,28 +125,30 @@ class ClassifierModule(pl.LightningModule):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return normalize_pixels(x, self.pixel_mean, self.pixel_std)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's raw logits (before the calibration temperature) of a uint8 or normalised batch."""
         x = self.normalize(x)
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x) / self.temperature
+        return self.net(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(x) / self.temperature
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         with_temperature(checkpoint["state_dict"])
 
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if stage == "fit" and self.hparams.class_weights == "auto" and datamodule is not None:
-            counts = torch.bincount(
-                torch.tensor(datamodule.datasets["train"].targets), minlength=self.hparams.num_classes
-            )
-            weights = counts.sum() / (len(counts) * counts.clamp(min=1).float())  # inverse frequency, mean 1
-            self.loss_weights.copy_(weights)
+    def set_class_weights(self, weights: Sequence[float]) -> None:
+        """The training loss's weight per class, in class order: for ``loss.class_weights=auto`` the training
+        package computes them from the train split and hands them in before the first step."""
+        if len(weights) != self.hparams.num_classes:
+            raise ValueError(f"{len(weights)} class weights for {self.hparams.num_classes} classes")
+        self.loss_weights.copy_(torch.as_tensor(list(weights), dtype=torch.float32))
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y, _ = batch
         logits = self(x)
-        if stage == "train":  # weights and smoothing shape training; val / test losses stay comparable
+        if stage == "train":  # weights and smoothing shape training; val losses stay comparable
             loss = F.cross_entropy(logits, y, weight=self.loss_weights, label_smoothing=self.hparams.label_smoothing)
         else:
             loss = F.cross_entropy(logits, y)
@@ -161,9 +164,6 @@ class ClassifierModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "test")
-
     def _log_epoch_metrics(self, stage: str) -> None:
         collection = self.metrics[f"{stage}_metrics"]
         values = collection.compute()
@@ -178,9 +178,6 @@ class ClassifierModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch_metrics("test")
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]

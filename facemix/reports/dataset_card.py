@@ -12,18 +12,16 @@ from facemix.data.images import load_rgb
 from facemix.reports.plots import image_grid, plt, save_figure
 
 
-def render_card_figures(run_dir: str | Path) -> list[Path]:
-    """Draw ``dataset_card.png`` (and ``label_conflicts.png`` where copies carried different classes) from the
-    ``dataset_card.json`` the data pipeline wrote in ``run_dir``; nothing when there is no card."""
-    run_dir = Path(run_dir)
-    source = run_dir / "dataset_card.json"
-    if not source.is_file():
+def render_card_figures(card_json: str | Path, counts_png: str | Path, conflicts_png: str | Path) -> list[Path]:
+    """Draw the counts chart (and the label-conflict strips where copies carried different classes) from the card
+    JSON the data pipeline wrote; nothing when there is no card."""
+    if not Path(card_json).is_file():
         return []
-    card = json.loads(source.read_text())
-    written = [run_dir / "dataset_card.png"]
+    card = json.loads(Path(card_json).read_text())
+    written = [Path(counts_png)]
     _counts_chart(card, written[0])
     if card["label_conflicts_dropped"]:
-        written.append(run_dir / "label_conflicts.png")
+        written.append(Path(conflicts_png))
         _conflict_strips(card["label_conflicts_dropped"], written[-1])
     return written
 

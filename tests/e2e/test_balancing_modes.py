@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from facemix.data.sampling import balanced_sampler
-from tests.helpers import REPO, run_train, tiny_overrides
+from tests.helpers import REPO, count_tiles, run_train, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_variant_trains_one_tiny_epoch(data_dir, tmp_path, variant):
     run_dir = tmp_path / "run"
     run_train("model=simple_cnn", *tiny_overrides(data_dir, run_dir), "trainer.max_epochs=1", *variant)
     assert json.loads((run_dir / "classification_report.json").read_text())["macro avg"]["support"] > 0
-    assert (run_dir / "augment_preview.png").stat().st_size > 0
+    assert count_tiles(run_dir / "augment_preview.png") == 3 * 8
     config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
     rows = _manifest(run_dir)
     if "data=balanced_offline" in variant:

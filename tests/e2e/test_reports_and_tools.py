@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from facemix.checkpoints import UnsafeCheckpointError, load_checkpoint
-from tests.helpers import REPO, run_entry_in_process, write_image
+from facemix.models.checkpoints import UnsafeCheckpointError, load_checkpoint
+from tests.helpers import REPO, assert_drawn, count_tiles, read_picture, run_entry_in_process, write_image
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,11 @@ def test_training_evaluates_the_best_checkpoint(trained_run):
         "summary.json",
     ):
         assert (trained_run / name).stat().st_size > 0, name
+    for name in ("confusion_matrix.png", "curves.png", "reliability.png"):
+        assert_drawn(trained_run / name)
     test_rows = [r for r in _rows(trained_run / "manifest.csv") if r["split"] == "test"]
+    shown = min(24, len(test_rows))  # report.gallery_size: the mistakes first, then the least sure
+    assert count_tiles(trained_run / "gallery.png") == count_tiles(trained_run / "gradcam.png") == shown
     predictions = _rows(trained_run / "predictions.csv")
     assert sorted(p["path"] for p in predictions) == sorted(r["path"] for r in test_rows)  # whole split, once each
     for p in predictions:
@@ -86,8 +90,9 @@ def test_evaluate_on_an_external_labelled_tree(trained_run, shared_data, tmp_pat
     assert {r["split"] for r in rows} == {"external"} and {r["label"] for r in rows} == {"real", "fake"}
     report = json.loads((out / "classification_report.json").read_text())
     assert report["masked"]["support"] == 0 and report["intervals"]["accuracy"]["high"] <= 1
-    for name in ("reliability.png", "gallery.png", "confusion_matrix.png", "per_source.md"):
-        assert (out / name).stat().st_size > 0, name
+    for name in ("reliability.png", "confusion_matrix.png"):
+        assert_drawn(out / name)
+    assert count_tiles(out / "gallery.png") == 24 and (out / "per_source.md").stat().st_size > 0
 
     mask = f"data.root={shared_data / 'mask'}"
     unmapped = run_module("facemix.evaluate", f"ckpt={ckpt}", "data=folder", mask, scan_cache)
@@ -133,7 +138,7 @@ def test_predict_reports_bad_files_and_predicts_the_rest(trained_run, data_dir, 
     assert len(data["predictions"]) == 4 and all(len(p["top"]) == 2 for p in data["predictions"])
     assert len(_rows(out_dir / "predictions.csv")) == 4
     overlays = sorted((out_dir / "cam").glob("*.png"))
-    assert len(overlays) == 4 and all(p.stat().st_size > 0 for p in overlays)
+    assert len(overlays) == 4 and all(read_picture(p).shape[:2] == (32, 32) for p in overlays)
 
     only_bad = run_module(
         "facemix.predict",
@@ -181,7 +186,7 @@ def test_compare_lists_finished_and_failed_runs(trained_run, tmp_path):
     rows = _rows(tmp_path / "cmp" / "comparison.csv")
     assert [r["status"] for r in rows] == ["finished", "failed"]
     assert rows[0]["test macro F1"] and rows[0]["F1 fake"] and rows[0]["parameters"]
-    assert (tmp_path / "cmp" / "comparison.png").stat().st_size > 0
+    assert_drawn(tmp_path / "cmp" / "comparison.png")
     assert "| run | status |" in result.stdout
     assert (tmp_path / "comparison.md").read_text() == "a user's own notes"  # nothing outside output_dir touched
 

@@ -11,7 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from facemix.augment.presets import train_transform
-from facemix.config import augment_ops, compose_config
+from facemix.config.compose import augment_ops, compose_config
 from facemix.data.balance import UNUSED, offline_balance
 from facemix.data.images import load_rgb
 from facemix.data.manifest import build_manifest, specs_from_config

@@ -57,7 +57,7 @@ def test_datamodule_serves_the_same_tensors_with_and_without_cache(tmp_path):
     def loader_batch(cache: bool, name: str):
         dm = FaceMixDataModule(
             sources={"pets": {"root": str(root)}},
-            manifest_path=str(tmp_path / name / "manifest.csv"),
+            run_dir=str(tmp_path / name),
             image_size=32,
             batch_size=64,
             num_workers=0,
@@ -76,4 +76,4 @@ def test_datamodule_serves_the_same_tensors_with_and_without_cache(tmp_path):
 
 def test_cache_smaller_than_the_training_size_is_refused(tmp_path):
     with pytest.raises(Exception, match="data.cache_size"):
-        FaceMixDataModule(sources={"x": {"root": str(tmp_path)}}, manifest_path="m.csv", image_size=64, cache_size=32)
+        FaceMixDataModule(tmp_path / "run", sources={"x": {"root": str(tmp_path)}}, image_size=64, cache_size=32)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from facemix.export import ProbabilityClassifier
+from facemix.deploy.export import ProbabilityClassifier
 from facemix.models.calibration import fit_temperature, nll
 from facemix.models.module import ClassifierModule
 
@@ -38,7 +38,7 @@ def test_module_and_export_wrapper_divide_logits_by_the_temperature():
 
 
 def test_a_checkpoint_without_temperature_loads_as_uncalibrated(tmp_path):
-    from facemix.checkpoints import load_module
+    from facemix.models.checkpoints import load_module
 
     module = _module()
     state = {k: v for k, v in module.state_dict().items() if k != "temperature"}

@@ -4,10 +4,10 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-from facemix.compare import paths_as_override
-from facemix.config import register_resolvers, run_name
-from facemix.loggers import run_params, split_run_tag
+from facemix.config.compose import register_resolvers, run_name
 from facemix.models.preprocessing import IMAGENET_MEAN, resolve_preprocessing
+from facemix.run.overrides import paths_as_override
+from facemix.training.loggers import run_params, split_run_tag
 
 register_resolvers()
 

@@ -130,7 +130,7 @@ def test_the_140k_faces_layout_keeps_its_own_split_and_merges_with_the_other_sou
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from facemix.config import register_resolvers
+    from facemix.config.compose import register_resolvers
 
     root = tmp_path / "kaggle"
     for split, n in (("train", 6), ("valid", 2), ("test", 2)):

@@ -3,7 +3,7 @@
 import pytest
 
 from facemix.errors import FacemixConfigError
-from facemix.evaluate import external_samples
+from facemix.evaluation.external import external_samples
 from tests.helpers import make_imagefolder
 
 CLASSES = ["real", "fake", "masked"]

@@ -103,11 +103,12 @@ def test_odd_modes_decode_to_upright_rgb(tmp_path):
 
 def test_strict_mode_fails_fast_with_the_full_list(tmp_path):
     from facemix.data.pipeline import DataSpec, build_run_data
+    from facemix.run.rundir import RunDir
 
     root = make_bad_tree(tmp_path / "src")
     spec = DataSpec.from_config({"sources": {"s": {"root": str(root)}}, "strict": True})
     with pytest.raises(FacemixConfigError, match=r"data\.strict=true and 3 images cannot be read") as err:
-        build_run_data(spec, tmp_path / "run", progress=False)
+        build_run_data(spec, RunDir(tmp_path / "run"), progress=False)
     for name in ("zero.jpg", "truncated.jpg", "text.jpg"):
         assert name in str(err.value)
     assert not (tmp_path / "run" / "manifest.csv").exists()
@@ -118,7 +119,7 @@ def test_skipping_mode_writes_the_card_and_loads_every_kept_image(tmp_path):
 
     root = make_bad_tree(tmp_path / "src")
     dm = FaceMixDataModule(
-        str(tmp_path / "run" / "manifest.csv"),
+        tmp_path / "run",
         sources={"s": {"root": str(root)}},
         image_size=32,
         split={"train": 0.6, "val": 0.2, "test": 0.2},
@@ -239,7 +240,7 @@ def test_a_class_with_no_training_images_fails_before_training(tmp_path):
     make_imagefolder(tmp_path / "src" / "Train", {"a": 4, "b": 4}, seed=1)
     make_imagefolder(tmp_path / "src" / "Test", {"a": 2, "b": 2, "c": 2}, seed=2)  # c: test images only
     dm = FaceMixDataModule(
-        str(tmp_path / "run" / "manifest.csv"),
+        tmp_path / "run",
         sources={"s": {"root": str(tmp_path / "src"), "layout": "split_folders"}},
         keep_source_splits=True,
     )

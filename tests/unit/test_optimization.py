@@ -13,8 +13,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from facemix.checkpoints import load_module
-from facemix.config import register_resolvers
+from facemix.config.compose import register_resolvers
+from facemix.models.checkpoints import load_module
 from facemix.models.module import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULER, ClassifierModule
 from facemix.models.schedules import cosine_with_warmup, one_cycle, plateau
 

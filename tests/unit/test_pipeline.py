@@ -9,14 +9,15 @@ import re
 import pytest
 from omegaconf import OmegaConf
 
-from facemix.config import compose_config
+from facemix.config.compose import compose_config
 from facemix.data.datamodule import FaceMixDataModule
 from facemix.data.manifest import read_manifest
-from facemix.data.pipeline import DataSpec, DemoSpec, DuplicateSpec, HarmonizeSpec, OfflineSpec, build_run_data
+from facemix.data.pipeline import DataSpec, DuplicateSpec, build_run_data
 from facemix.errors import FacemixConfigError
+from facemix.run.rundir import RunDir
 from tests.helpers import make_imagefolder
 
-LOADER_KEYS = {"_target_", "manifest_path", "image_size", "batch_size", "num_workers", "pin_memory", "root"}
+LOADER_KEYS = {"_target_", "image_size", "batch_size", "num_workers", "pin_memory", "root"}
 LOADER_KEYS |= {"samples_per_epoch", "epoch_size_factor", "augment", "cache", "cache_size", "cache_dir"}
 
 
@@ -25,19 +26,28 @@ def _data_config(*overrides: str) -> dict:
     return OmegaConf.to_container(cfg.data, resolve=False)
 
 
-def test_python_defaults_are_the_yaml_defaults():
-    """Each default is written in YAML for users and in the specs for code: this keeps the two from drifting."""
-    data = _data_config()
-    spec_defaults = {f.name: f.default for f in dataclasses.fields(DataSpec) if f.default is not dataclasses.MISSING}
-    assert data["keep_source_splits"] == spec_defaults["keep_source_splits"]
-    assert data["balance"] == spec_defaults["balance"] and data["strict"] == spec_defaults["strict"]
-    assert data["split"] == DataSpec.__dataclass_fields__["split"].default_factory()
-    for key, spec_type in (("duplicates", DuplicateSpec), ("harmonize", HarmonizeSpec), ("offline", OfflineSpec)):
-        for f in dataclasses.fields(spec_type):
-            if f.name not in ("cache_dir", "recipe"):  # paths and the recipe: config only (a run dir / the study's)
-                assert data[key][f.name] == f.default, f"data.{key}.{f.name}"
-    assert data["demo"]["scale"] == DemoSpec.__dataclass_fields__["scale"].default
-    assert set(data) - LOADER_KEYS - {"seed", "offline"} <= {f.name for f in dataclasses.fields(DataSpec)}
+def test_a_spec_from_sources_alone_has_the_settings_facemix_train_composes():
+    """The defaults are written once, in conf/data/unbalanced.yaml: a spec given only its sources reads them from
+    there, so it equals what Hydra composes for facemix-train."""
+    data = OmegaConf.to_container(compose_config(["data=unbalanced", "paths.data_dir=/d"]).data, resolve=True)
+    spec = DataSpec.from_config({"sources": {"s": {"root": "/x"}}})
+    assert dict(spec.split) == data["split"]
+    assert (spec.keep_source_splits, spec.balance, spec.strict) == (
+        data["keep_source_splits"],
+        data["balance"],
+        data["strict"],
+    )
+    assert dataclasses.asdict(spec.duplicates) == data["duplicates"]
+    harmonize = {k: v for k, v in data["harmonize"].items() if k != "cache_dir"}
+    assert {k: v for k, v in dataclasses.asdict(spec.harmonize).items() if k != "cache_dir"} == harmonize
+    assert spec.offline.recipe == data["offline"]["recipe"] and spec.offline.target_per_class is None
+    partial = DataSpec.from_config({"sources": {"s": {"root": "/x"}}, "duplicates": {"max_hamming": 3}})
+    assert (
+        partial.duplicates.max_hamming == 3
+        and partial.duplicates.min_correlation == data["duplicates"]["min_correlation"]
+    )
+    no_default = [f.name for f in dataclasses.fields(DuplicateSpec) if f.default is not dataclasses.MISSING]
+    assert no_default == []  # the numbers live in the YAML only
 
 
 def test_every_shipped_data_config_makes_a_spec():
@@ -61,25 +71,28 @@ def test_every_shipped_data_config_makes_a_spec():
         ({"sources": {"s": {"root": "/x"}}, "splitt": {}}, "data.splitt (did you mean split?)"),
         ({"sources": {"s": {"root": "/x"}}, "duplicates": {"max_haming": 3}}, "data.duplicates.max_haming (did"),
         ({"sources": {"s": {"root": "/x"}}, "batchsize": 8}, "data.batchsize (did you mean batch_size?)"),
-        ({"sources": {"s": {"root": "/x"}}, "balance": "offline"}, "data.balance=offline needs data.offline.recipe"),
+        (
+            {"sources": {"s": {"root": "/x"}}, "balance": "offline", "offline": {"recipe": None}},
+            "data.balance=offline needs data.offline.recipe",
+        ),
         ({"sources": {"s": {"root": "/x"}}, "balance": "weighted"}, "data.balance is 'weighted'"),
         ({"sources": {}}, "data.sources is empty"),
     ],
 )
 def test_a_wrong_pipeline_key_is_named(config, expect, tmp_path):
     with pytest.raises(FacemixConfigError, match=re.escape(expect)):
-        FaceMixDataModule(str(tmp_path / "manifest.csv"), **config)
+        FaceMixDataModule(tmp_path / "run", **config)
 
 
 def test_build_run_data_writes_manifest_and_card_and_the_module_serves_them(tmp_path):
     root = make_imagefolder(tmp_path / "imgs", {"cat": 10, "dog": 6})
     spec = DataSpec.from_config({"sources": {"pets": {"root": str(root)}}, "seed": 3})
-    built = build_run_data(spec, tmp_path / "run", progress=False)
+    built = build_run_data(spec, RunDir(tmp_path / "run"), progress=False)
     assert built.classes == ["cat", "dog"] and built.card["images"] == 16
     assert read_manifest(tmp_path / "run" / "manifest.csv") == built.samples
     assert {p.name for p in (tmp_path / "run").iterdir()} == {"manifest.csv", "dataset_card.json", "dataset_card.md"}
     module = FaceMixDataModule(
-        str(tmp_path / "run" / "manifest.csv"),
+        tmp_path / "run",
         image_size=32,
         num_workers=0,
         cache=False,

@@ -1,6 +1,7 @@
 import pytest
 
-from facemix.reports.classification import classification_report, format_report
+from facemix.evaluation.metrics import classification_report
+from facemix.reports.classification import format_report
 
 
 def test_report_numbers_match_hand_computation():
@@ -21,3 +22,21 @@ def test_report_numbers_match_hand_computation():
 def test_absent_class_scores_zero_not_nan():
     r = classification_report([0, 0], [0, 0], ["a", "b"])
     assert r["b"] == {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0}
+
+
+def test_per_source_breakdown_scores_each_source_on_its_own_images():
+    from facemix.evaluation.metrics import per_source_breakdown
+
+    # source m: 3 masked (2 right, 1 called real), 2 real (both right); source r: 2 real, 2 fake (1 fake called real)
+    sources = ["m", "m", "m", "m", "m", "r", "r", "r", "r"]
+    y_true = [2, 2, 2, 0, 0, 0, 0, 1, 1]
+    y_pred = [2, 2, 0, 0, 0, 0, 0, 1, 0]
+    out = per_source_breakdown(sources, y_true, y_pred, ["real", "fake", "masked"])
+    assert out["m"]["images"] == 5 and out["m"]["accuracy"] == pytest.approx(4 / 5)
+    # m: real P 2/3 R 1 F1 0.8; masked P 1 R 2/3 F1 0.8 -> macro over the classes present there: 0.8
+    assert out["m"]["classes"]["real"]["f1-score"] == pytest.approx(0.8)
+    assert out["m"]["classes"]["masked"]["recall"] == pytest.approx(2 / 3)
+    assert set(out["m"]["classes"]) == {"real", "masked"} and out["m"]["macro_f1"] == pytest.approx(0.8)
+    # r: real P 2/3 R 1 F1 0.8; fake P 1 R 1/2 F1 2/3
+    assert out["r"]["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert out["r"]["classes"]["fake"]["support"] == 2

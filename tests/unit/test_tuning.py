@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from facemix.tuning import Machine, choose_compile, choose_precision, detect_machine, speed_settings
+from facemix.training.speed import Machine, choose_compile, choose_precision, detect_machine, speed_settings
 
 AVX2 = frozenset({"avx2", "fma", "sse4_2"})
 
@@ -33,7 +33,7 @@ def test_precision_follows_the_hardware(machine, expected):
 
 
 def test_the_probe_may_choose_only_what_the_hardware_runs_natively():
-    from facemix.tuning import precision_candidates
+    from facemix.training.speed import precision_candidates
 
     assert precision_candidates(Machine("cpu", "Xeon", AVX2 | {"amx_bf16"}), "auto") == ["32-true", "bf16-mixed"]
     assert precision_candidates(Machine("cpu", "EPYC", AVX2), "auto") == ["32-true"]
@@ -101,3 +101,12 @@ def test_ranks_of_a_multi_process_run_never_probe(tmp_path):
     speed = speed_settings(trainer, model, 32, 8, 3, tmp_path / "probes.json")
     assert speed["channels_last"].value is False and "multi-process" in speed["channels_last"].reason
     assert not (tmp_path / "probes.json").exists()
+
+
+def test_a_setting_is_chosen_only_for_a_clear_gain():
+    from facemix.training.speed import MIN_GAIN, clear_winner
+
+    base = ("32-true", False)
+    assert clear_winner({base: 1.0, ("32-true", True): 1.0 - MIN_GAIN / 2}, base) == base  # within the drift
+    assert clear_winner({base: 1.0, ("32-true", True): 1.0 - 2 * MIN_GAIN}, base) == ("32-true", True)
+    assert clear_winner({base: 1.0, ("bf16-mixed", False): 1.3}, base) == base  # slower: never

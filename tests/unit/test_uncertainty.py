@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from facemix.compare import compare, paired_table, seed_table
-from facemix.reports.classification import classification_report, format_report
-from facemix.reports.runs import RunRecord
-from facemix.reports.uncertainty import (
+from facemix.evaluation.compare import compare, paired_table, seed_table
+from facemix.evaluation.metrics import (
     bootstrap_intervals,
     calibration,
+    classification_report,
     paired_bootstrap,
     seed_spread,
 )
+from facemix.reports.classification import format_report
+from facemix.run.records import RunRecord
+from tests.helpers import assert_drawn
 
 CLASSES = ["real", "fake", "masked"]
 
@@ -141,7 +143,7 @@ def test_compare_reports_seed_spread_and_paired_differences(tmp_path):
     assert len(rows) == 3 and all(" *" in row.split("|")[4] for row in rows)  # Δ accuracy excludes zero
     table = compare([tmp_path], tmp_path / "out")
     assert "Across seeds" in table and "Paired differences" in table and "macro F1 95% CI" in table
-    assert (tmp_path / "out" / "comparison.png").stat().st_size > 0
+    assert_drawn(tmp_path / "out" / "comparison.png")
 
 
 def test_the_report_text_carries_the_intervals_and_the_calibration():

@@ -1,9 +1,10 @@
-"""Lightning callbacks facemix adds to every run."""
+"""Lightning callbacks facemix adds to runs: the augmentation preview, the loader's data wait, the studies'
+accuracy stop, and the class weights of the train split."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from collections.abc import Sequence
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import EarlyStopping
@@ -11,14 +12,14 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 
 from facemix.reports.plots import augmentation_grid, figure_to_array, save_image
+from facemix.run.rundir import RunDir
 
 
 class AugmentationPreview(pl.Callback):
     """Shows what the model sees: a grid of augmented train images per class, in TensorBoard and the run dir."""
 
-    def __init__(self, per_class: int = 8, filename: str = "augment_preview.png") -> None:
+    def __init__(self, per_class: int = 8) -> None:
         self.per_class = per_class
-        self.filename = filename
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero or trainer.datamodule is None:
@@ -29,7 +30,7 @@ class AugmentationPreview(pl.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("augment/preview", pixels, 0, dataformats="HWC")
-        save_image(pixels, Path(trainer.default_root_dir) / self.filename)
+        save_image(pixels, RunDir(trainer.default_root_dir).augment_preview)
 
 
 class DataWaitMonitor(pl.Callback):
@@ -102,3 +103,19 @@ class AccuracyThresholdStop(EarlyStopping):
                 f"AccuracyThresholdStop: train acc {float(train):.3f} > {self.train_acc} and val acc "
                 f"{float(val):.3f} > {self.val_acc} at epoch {trainer.current_epoch}; stopping."
             )
+
+
+def inverse_frequency(counts: Sequence[int]) -> list[float]:
+    """``loss.class_weights=auto``: each class weighted by the inverse of its train count, the weights averaging 1
+    (a class without images counts as one, so its weight stays finite)."""
+    total = sum(counts)
+    return [total / (len(counts) * max(1, n)) for n in counts]
+
+
+class ClassWeightsFromTrainSplit(pl.Callback):
+    """Hands the module the class weights of the train split once the datamodule has read it (every rank reads the
+    same manifest, so DDP ranks agree); a resumed run's checkpoint restores the same weights afterwards."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            pl_module.set_class_weights(inverse_frequency(trainer.datamodule.train_class_counts()))

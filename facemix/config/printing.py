@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from facemix.run.overrides import parse_overrides
+
 HIDDEN_SECTIONS = ("hydra", "paths")
 
 
@@ -33,9 +35,8 @@ def changed_sections(choices: Mapping[str, str | None], overrides: Sequence[str]
     defaults = default_choices()
     sections = {g.split("/")[0] for g, c in choices.items() if "/" not in g or g.startswith("data/")}
     sections = {s for s in sections if s in defaults and choices.get(s) != defaults.get(s)}
-    for override in overrides:
-        key = str(override).lstrip("+~").split("=", 1)[0]
-        sections.add(key.split(".")[0].split("/")[0])
+    for override in parse_overrides([str(o) for o in overrides], strict=False):
+        sections.add(override.key.split(".")[0].split("/")[0])
     if choices.get("experiment") or choices.get("debug"):  # they may set keys anywhere
         sections |= {"data", "model", "trainer", "augment"}
     return sorted(s for s in sections if s not in HIDDEN_SECTIONS)

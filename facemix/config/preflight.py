@@ -1,22 +1,21 @@
 """Checks that must run before Hydra touches the disk: what a command line resumes, where it writes, and whether its
-values are sane.
+values are sane (the door ``facemix/train.py`` runs ``prepare_train_command`` first).
 
-Hydra creates the run dir and writes ``.hydra/`` before any task code runs, so a check inside ``train()`` is too
-late to protect an existing run. This module reads the command line first:
+Hydra creates the run dir and writes ``.hydra/`` before any task code runs, so a check inside the job is too late to
+protect an existing run. This module reads the command line first:
 
 - a run dir is either new or the run being resumed: ``hydra.run.dir=<a folder that holds anything>`` is refused;
 - ``ckpt_path=<run dir | checkpoint>`` must name a readable facemix checkpoint, and resuming replays the run's saved
   overrides (``.hydra/overrides.yaml``), so the README's bare ``facemix-train ckpt_path=<run dir>`` continues the
   same model, data and sizes; an override that would change what the run is gets refused with the list of what
   differs (only what a resumed run may change, such as ``trainer.max_epochs``, passes);
-- the config is composed and validated (``facemix.validation``) so a wrong value or key stops here, before a run
+- the config is composed and validated (``facemix.config.schema``) so a wrong value or key stops here, before a run
   dir exists.
 Multirun sweeps and DDP child processes pass through: sweeps write only new dirs, and every job validates again.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,10 +23,14 @@ from pathlib import Path
 
 import yaml
 
-from facemix.checkpoints import architecture_of, load_checkpoint, run_dir_of
-from facemix.config import compose_config, resume_checkpoint
-from facemix.errors import FacemixConfigError
-from facemix.validation import validate_config
+from facemix.config.compose import compose_config
+from facemix.config.schema import all_keys, validate_config
+from facemix.errors import FacemixConfigError, nearest_key
+from facemix.models.checkpoints import architecture_of, load_checkpoint
+from facemix.run.distributed import is_rank_zero
+from facemix.run.overrides import Override, by_key, parse_overrides
+from facemix.run.resume import resume_checkpoint, resumes
+from facemix.run.rundir import RunDir
 
 # Hydra flags followed by a value (``--config-dir X``); every other flag stands alone
 _VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c", "--package",
@@ -39,64 +42,58 @@ RESUME_MAY_CHANGE = (
     "trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.log_every_n_steps",
     "data.num_workers", "paths.", "logger", "tags", "verbose", "calibrate", "ckpt_path",
 )  # fmt: skip
-RUN_MARKERS = (".hydra", "checkpoints", "summary.json", "failed.json", "manifest.csv")
 
 
 @dataclass
 class CommandLine:
     program: str
     flags: list[str]  # Hydra's own flags with their values, in order
-    overrides: list[str]  # task overrides (key=value), in order
+    overrides: list[str]  # task overrides (key=value), as written, in order
     hydra_overrides: list[str]  # hydra.* overrides
 
     @classmethod
     def parse(cls, argv: Sequence[str]) -> CommandLine:
-        flags, overrides, hydra_overrides = [], [], []
+        flags, texts = [], []
         args = iter(argv[1:])
         for arg in args:
             if arg.startswith("-") and not arg.startswith(("+", "~")):
                 flags.append(arg)
                 if arg in _VALUE_FLAGS:
                     flags.append(next(args, ""))
-            elif _key(arg).startswith("hydra."):
-                hydra_overrides.append(arg)
             else:
-                overrides.append(arg)
-        return cls(argv[0], flags, overrides, hydra_overrides)
+                texts.append(arg)
+        parsed = parse_overrides(texts)  # Hydra's parser: a malformed override stops here, with how to quote
+        hydra = [o.text for o in parsed if o.key.startswith("hydra.")]
+        return cls(argv[0], flags, [o.text for o in parsed if o.text not in hydra], hydra)
 
     def argv(self) -> list[str]:
         return [self.program, *self.flags, *self.overrides, *self.hydra_overrides]
 
     @property
+    def parsed(self) -> list[Override]:
+        """The task overrides as Hydra reads them."""
+        return parse_overrides(self.overrides)
+
+    @property
     def multirun(self) -> bool:
         return any(f in _MULTIRUN for f in self.flags)
 
-    def value(self, key: str, among: Sequence[str] | None = None) -> str | None:
-        found = None
-        for override in self.overrides + self.hydra_overrides if among is None else among:
-            if _key(override) == key:
-                found = override.split("=", 1)[1] if "=" in override else None
-        return found
-
-
-def _key(override: str) -> str:
-    return override.lstrip("+~").split("=", 1)[0].strip()
-
-
-def _resuming(ckpt_path: str | None) -> bool:
-    return ckpt_path not in (None, "", "null", "None", "none")
+    def value(self, key: str) -> str | None:
+        """The value the last override of ``key`` gives, as Hydra reads it (quotes removed; null is None)."""
+        found = by_key(parse_overrides(self.overrides + self.hydra_overrides)).get(key)
+        return found.parsed_text if found else None
 
 
 def _may_change(key: str) -> bool:
     return key.startswith(RESUME_MAY_CHANGE)
 
 
-def _saved_overrides(run: Path) -> tuple[list[str], Path] | None:
+def _saved_overrides(run: RunDir) -> tuple[list[Override], Path] | None:
     """The overrides the run was last started with: its newest ``.hydra/resumed-*`` copy, else the first start's."""
-    candidates = sorted((run / ".hydra").glob("resumed-*/overrides.yaml")) or [run / ".hydra" / "overrides.yaml"]
-    newest = candidates[-1]
-    if not newest.is_file():
+    files = run.saved_overrides_files()
+    if not files:
         return None
+    newest = files[-1]
     try:
         saved = yaml.safe_load(newest.read_text()) or []
     except (OSError, yaml.YAMLError) as exc:
@@ -104,51 +101,54 @@ def _saved_overrides(run: Path) -> tuple[list[str], Path] | None:
             f"{newest} cannot be read ({exc}); it records how the run was started, so it cannot be resumed as the "
             "same run. Restore the file, or start a new run."
         ) from exc
-    return [str(o) for o in saved if _key(str(o)) != "ckpt_path"], newest
+    return [o for o in parse_overrides([str(o) for o in saved], strict=False) if o.key != "ckpt_path"], newest
 
 
 def replay_for_resume(line: CommandLine) -> CommandLine:
     """The command line that continues the run ``ckpt_path`` names: its saved overrides, with the allowed changes
     given now. Refuses a damaged checkpoint and any change to what the run trains."""
     ckpt_path = line.value("ckpt_path")
-    if not _resuming(ckpt_path):
+    if not resumes(ckpt_path):
         return line
     checkpoint = Path(resume_checkpoint(ckpt_path, line.value("hydra.run.dir")))
     ckpt = load_checkpoint(checkpoint, mmap=True)
-    saved = _saved_overrides(run_dir_of(checkpoint))
-    if saved is None:  # a checkpoint outside a run dir: train() compares its architecture with the config
+    run = RunDir.of_checkpoint(checkpoint)
+    saved = _saved_overrides(run)
+    if saved is None:  # a checkpoint outside a run dir: the job compares its architecture with the config
         return line
     saved_overrides, source = saved
-    saved_values = {_key(o): o for o in saved_overrides}
+    saved_values = by_key(saved_overrides)
     differs = []
-    for override in line.overrides:
-        key = _key(override)
-        if _may_change(key) or saved_values.get(key) == override:
+    for override in line.parsed:
+        if _may_change(override.key) or (
+            override.key in saved_values and saved_values[override.key].text == override.text
+        ):
             continue
-        was = saved_values[key].split("=", 1)[-1] if key in saved_values else "its default"
-        differs.append(f"{key} (the run: {was}; now: {override.split('=', 1)[-1] if '=' in override else override})")
+        was = saved_values[override.key].value if override.key in saved_values else "its default"
+        differs.append(f"{override.key} (the run: {was}; now: {override.value or override.text})")
     if differs:
         raise FacemixConfigError(
-            f"ckpt_path={ckpt_path} resumes the run in {run_dir_of(checkpoint)} ({architecture_of(ckpt)}) as it was "
+            f"ckpt_path={ckpt_path} resumes the run in {run.path} ({architecture_of(ckpt)}) as it was "
             f"started ({source}), but these overrides would change what it trains: {'; '.join(differs)}. On resume "
             f"only {', '.join(k.rstrip('.') for k in RESUME_MAY_CHANGE if k != 'ckpt_path')} may change. Drop those "
             "overrides, or start a new run without ckpt_path."
         )
-    given = {_key(o): o for o in line.overrides}
-    replayed = [given.pop(_key(o), o) for o in saved_overrides]
-    return CommandLine(line.program, line.flags, replayed + list(given.values()), line.hydra_overrides)
+    given = by_key(line.parsed)
+    replayed = [given.pop(o.key, o) for o in saved_overrides]
+    texts = [o.text for o in replayed + list(given.values())]
+    return CommandLine(line.program, line.flags, texts, line.hydra_overrides)
 
 
 def refuse_existing_run_dir(line: CommandLine) -> None:
     """A new run never writes into a folder that already holds something (an earlier run, or a user's files)."""
     run_dir = line.value("hydra.run.dir")
-    if not run_dir or _resuming(line.value("ckpt_path")):
+    if not run_dir or resumes(line.value("ckpt_path")):
         return
     path = Path(run_dir).expanduser()
     if path.is_file():
         raise FacemixConfigError(f"hydra.run.dir={run_dir} is a file; give a new folder for the run.")
     if path.is_dir() and any(path.iterdir()):
-        held = [m for m in RUN_MARKERS if (path / m).exists()]
+        held = RunDir(path).markers()
         what = f"an earlier run ({', '.join(held)})" if held else "files"
         raise FacemixConfigError(
             f"hydra.run.dir={run_dir} already holds {what}; a run dir is either new or the run being resumed, so "
@@ -179,34 +179,16 @@ def check_writable_place(path: Path, key: str) -> None:
         )
 
 
-def _nearest_key_hint(message: str, overrides: Sequence[str]) -> str:
-    """``did you mean data.batch_size?`` for a mistyped key, from the keys of the composed default config."""
-    from omegaconf import OmegaConf
-
-    groups = [o for o in overrides if "." not in _key(o) and "=" in o]
+def _nearest_key_hint(message: str, overrides: Sequence[Override]) -> str:
+    """``Did you mean data.batch_size?`` for a mistyped key, from the keys of the composed default config."""
+    groups = [o.text for o in overrides if o.is_group and o.value is not None]
     try:
-        cfg = compose_config(groups)
-        keys = _all_keys(OmegaConf.to_container(cfg, resolve=False))
+        keys = all_keys(compose_config(groups))
     except Exception:
         return ""
-    hints = []
-    for override in overrides:
-        key = _key(override)
-        if key in message and key not in keys:
-            close = difflib.get_close_matches(key, keys, n=1, cutoff=0.75)
-            if close:
-                hints.append(f"Did you mean {close[0]}?")
+    nearest = [nearest_key(o.key, keys) for o in overrides if o.key in message and o.key not in keys]
+    hints = [f"Did you mean {key}?" for key in nearest if key]
     return " " + " ".join(hints) if hints else ""
-
-
-def _all_keys(node, prefix: str = "") -> list[str]:
-    if not isinstance(node, dict):
-        return []
-    keys = []
-    for k, v in node.items():
-        keys.append(f"{prefix}{k}")
-        keys += _all_keys(v, f"{prefix}{k}.")
-    return keys
 
 
 def compose_and_validate(line: CommandLine) -> None:
@@ -219,7 +201,7 @@ def compose_and_validate(line: CommandLine) -> None:
     except (HydraException, OmegaConfBaseException) as exc:
         message = " ".join(str(exc).split()).split(" Config search path:")[0]  # Hydra's search path: noise here
         raise FacemixConfigError(
-            f"The overrides do not make a valid config: {message}.{_nearest_key_hint(message, line.overrides)} "
+            f"The overrides do not make a valid config: {message}.{_nearest_key_hint(message, line.parsed)} "
             "List the keys with `facemix-train --cfg job`; nothing was written."
         ) from exc
     try:
@@ -234,10 +216,10 @@ def compose_and_validate(line: CommandLine) -> None:
 
 def prepare_train_command(argv: Sequence[str]) -> list[str]:
     """``argv`` as Hydra should see it: checked, and for a resume the run's own overrides replayed."""
-    from facemix.distributed import is_rank_zero
-
+    if not is_rank_zero():
+        return list(argv)
     line = CommandLine.parse(argv)
-    if line.multirun or not is_rank_zero():
+    if line.multirun:
         return list(argv)
     refuse_existing_run_dir(line)
     line = replay_for_resume(line)

@@ -1,5 +1,10 @@
-"""How sure a reported number is: bootstrap intervals over test images, paired differences, spread over seeds,
-and calibration (expected calibration error).
+"""Every metric facemix reports, computed here and nowhere else: the classification report (precision / recall /
+F1 / support per class, accuracy, averages), how sure each number is (bootstrap intervals over images, paired
+differences, spread over seeds), calibration (expected calibration error), the loss of a report and the per-source
+breakdown.
+
+All of them come from confusion matrices (``metrics_of_confusions``), so the report of one split and each of 2,000
+bootstrap resamples are computed by the same lines.
 
 A demo test split holds 10 ``fake`` images, so one image moves that class's F1 by ~0.05: a table without intervals
 invites reading noise as a finding. The bootstrap here resamples *images* (with replacement) and recomputes every
@@ -25,24 +30,73 @@ def metric_names(class_names: Sequence[str]) -> list[str]:
     return ["accuracy", "macro f1", *per_class]
 
 
-def metrics_of_confusions(confusions: np.ndarray, class_names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Metrics of a stack of confusion matrices ``[..., true, predicted]``; zero division gives 0 (as sklearn's
-    ``zero_division=0`` and ``classification_report`` here)."""
+def _rates(confusions: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class precision, recall, F1 and support of a stack of confusion matrices ``[..., true, predicted]``;
+    zero division gives 0 (as scikit-learn's ``zero_division=0``)."""
     confusions = confusions.astype(np.float64)
     tp = np.diagonal(confusions, axis1=-2, axis2=-1)
     support, predicted = confusions.sum(axis=-1), confusions.sum(axis=-2)
-    total = support.sum(axis=-1)
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {"tp": tp, "support": support, "precision": precision, "recall": recall, "f1": f1}
+
+
+def metrics_of_confusions(confusions: np.ndarray, class_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Accuracy, macro F1 and per-class precision / recall / F1 of a stack of confusion matrices."""
+    r = _rates(confusions)
+    total = r["support"].sum(axis=-1)
     out = {
-        "accuracy": np.divide(tp.sum(axis=-1), total, out=np.zeros_like(total), where=total > 0),
-        "macro f1": f1.mean(axis=-1),
+        "accuracy": np.divide(r["tp"].sum(axis=-1), total, out=np.zeros_like(total), where=total > 0),
+        "macro f1": r["f1"].mean(axis=-1),
     }
     for i, c in enumerate(class_names):
-        out[f"precision {c}"], out[f"recall {c}"], out[f"f1 {c}"] = precision[..., i], recall[..., i], f1[..., i]
+        out[f"precision {c}"], out[f"recall {c}"], out[f"f1 {c}"] = (
+            r[m][..., i] for m in ("precision", "recall", "f1")
+        )
     return out
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], k: int) -> np.ndarray:
+    """``[true, predicted]`` counts."""
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    return confusion
+
+
+_AVERAGED = (("precision", "precision"), ("recall", "recall"), ("f1-score", "f1"))
+
+
+def classification_report(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> dict:
+    """The same numbers as scikit-learn's ``classification_report(output_dict=True)`` (zero division -> 0), plus
+    the confusion matrix; JSON-ready."""
+    confusion = confusion_matrix(y_true, y_pred, len(class_names))
+    r = _rates(confusion)
+    total = int(r["support"].sum())
+    weights = r["support"] / total if total else np.zeros(len(class_names))
+    report: dict = {
+        name: {
+            "precision": float(r["precision"][i]),
+            "recall": float(r["recall"][i]),
+            "f1-score": float(r["f1"][i]),
+            "support": int(r["support"][i]),
+        }
+        for i, name in enumerate(class_names)
+    }
+    report["accuracy"] = float(r["tp"].sum() / total) if total else 0.0
+    report["macro avg"] = {name: float(r[m].mean()) for name, m in _AVERAGED} | {"support": total}
+    report["weighted avg"] = {name: float((r[m] * weights).sum()) for name, m in _AVERAGED} | {"support": total}
+    report["confusion_matrix"] = confusion.tolist()
+    return report
+
+
+def mean_nll(probs: np.ndarray, y_true: Sequence[int]) -> float:
+    """Mean negative log-likelihood of the true class: a report's ``loss``."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    if not len(y_true):
+        return float("nan")
+    return float(-np.log(np.clip(np.asarray(probs)[np.arange(len(y_true)), y_true], 1e-12, None)).mean())
 
 
 def _confusions(y_true: np.ndarray, y_pred: np.ndarray, k: int, index: np.ndarray) -> np.ndarray:
@@ -145,11 +199,22 @@ def calibration(probs: np.ndarray, y_true: Sequence[int], bins: int = 15) -> dic
     return {"ece": float(ece), "bins": table}
 
 
-def format_intervals(intervals: dict[str, dict[str, float]], resamples: int, confidence: float) -> str:
-    """The text block under the classification report."""
-    if not intervals:
-        return ""
-    width = max(len(k) for k in intervals)
-    lines = [f"{confidence:.0%} bootstrap intervals ({resamples} resamples of the images, percentile):", ""]
-    lines += [f"{name:>{width}} {v['value']:9.3f}  [{v['low']:.3f}, {v['high']:.3f}]" for name, v in intervals.items()]
-    return "\n".join(lines) + "\n"
+def per_source_breakdown(sources: Sequence[str], y_true, y_pred, class_names: Sequence[str]) -> dict:
+    """Accuracy and macro F1 per source, and per (source, class): exposes a model that only works on one source."""
+    sources, y_true, y_pred = np.asarray(sources), np.asarray(y_true), np.asarray(y_pred)
+    out: dict = {}
+    for source in sorted(set(sources.tolist())):
+        idx = np.flatnonzero(sources == source)
+        t, p = y_true[idx], y_pred[idx]
+        present = sorted(set(t.tolist()) | set(p.tolist()))
+        report = classification_report(t, p, class_names)
+        out[source] = {
+            "images": int(len(idx)),
+            "accuracy": report["accuracy"],
+            "macro_f1": float(np.mean([report[class_names[k]]["f1-score"] for k in present])),
+            "classes": {
+                class_names[k]: {m: report[class_names[k]][m] for m in ("precision", "recall", "f1-score", "support")}
+                for k in sorted(set(t.tolist()))
+            },
+        }
+    return out

@@ -131,28 +131,15 @@ def upgraded_hparams(hparams: dict) -> dict:
     return upgraded
 
 
-def resume_point(run_dir: Path) -> tuple[str | None, int | None]:
-    """``(<run>/checkpoints/last.ckpt, finished epochs)`` for an interrupt record; the epochs are None when the file
-    cannot be read (a record of the interrupt must not fail on a half-written checkpoint)."""
-    last = Path(run_dir) / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        return None, None
-    try:
-        return str(last), int(load_checkpoint(last, mmap=True, verify=False)["epoch"]) + 1
-    except Exception:
-        return str(last), None
+def checkpoint_epoch(path: str | Path) -> int:
+    """The epoch a checkpoint was saved in (0-based), memory-mapped: one integer, not the weights beside it."""
+    return int(load_checkpoint(path, mmap=True, verify=False)["epoch"])
 
 
 def architecture_of(ckpt: dict) -> str:
     """``simple_cnn, 3 classes, 64 px`` — how a checkpoint's network is named in messages."""
     hp = ckpt.get("hyper_parameters") or {}
     return f"{hp.get('name', '?')}, {hp.get('num_classes', '?')} classes, {hp.get('image_size', '?')} px"
-
-
-def run_dir_of(ckpt: str | Path) -> Path:
-    """``<run>/checkpoints/x.ckpt`` -> ``<run>``."""
-    ckpt = Path(ckpt).resolve()
-    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
 
 
 def store_temperature(path: str | Path, temperature: float, details: dict) -> None:

@@ -22,7 +22,7 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 
-from facemix.config import PLACE_KEYS
+from facemix.run.overrides import is_place, parse_overrides
 
 log = logging.getLogger(__name__)
 SPLIT_RUNS = ("train", "val", "test")
@@ -118,10 +118,9 @@ def run_params(choices: Mapping[str, Any], overrides: Sequence[str], seed: int, 
     line (not where files live), seed and tags. Small on purpose: it becomes the columns of TensorBoard's HParams
     table and MLflow's params."""
     params: dict[str, Any] = {f"choice/{g}": str(choices[g]) for g in RUN_GROUPS if choices.get(g) is not None}
-    for override in overrides:
-        key, sep, value = str(override).lstrip("+~").partition("=")
-        if sep and "." in key and not key.startswith(PLACE_KEYS):
-            params[f"override/{key}"] = value
+    for override in parse_overrides([str(o) for o in overrides], strict=False):
+        if override.value is not None and "." in override.key and not is_place(override.key):
+            params[f"override/{override.key}"] = override.value
     params["seed"] = int(seed)
     params["tags"] = ",".join(tags)
     return params

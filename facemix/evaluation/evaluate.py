@@ -1,0 +1,72 @@
+"""``facemix-evaluate``: the report set of a checkpoint on one split of its run, or on an external labelled tree.
+
+Runs on ONE process over the whole split (no distributed sampler padding), reads the split from the run's own
+manifest (a report never re-splits data) and the preprocessing from the checkpoint (never re-typed by the user).
+Training's own report is ``evaluate_module`` on the split it already serves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from facemix.data.manifest import write_manifest
+from facemix.evaluation.inference import predict
+from facemix.evaluation.report import Evaluation, ReportOptions, write_report_set
+from facemix.evaluation.sets import EvaluationSet, external_set, split_set
+from facemix.models.checkpoints import load_module
+from facemix.run.rundir import ReportFiles, RunDir, fresh_dir
+
+
+def evaluate_module(
+    module, data: EvaluationSet, files: ReportFiles, options: ReportOptions, run: RunDir | None = None
+) -> Evaluation:
+    """Predict ``data`` with a trained ``ClassifierModule`` and write the report set into ``files``."""
+    predictions = predict(module, data.dataset, options.batch_size, options.num_workers)
+    return write_report_set(files, data, predictions, module.class_names, options, module, run)
+
+
+def report_files(output_dir: str | Path | None, default: Path) -> ReportFiles:
+    """``output_dir`` as given (it must not hold a report yet), else a new ``default`` (``-2``, ``-3``... when taken):
+    an evaluation never replaces an earlier one."""
+    if output_dir is None:
+        return ReportFiles(fresh_dir(default))
+    files = ReportFiles(Path(output_dir))
+    if files.holds_report():
+        raise FileExistsError(
+            f"{output_dir} already holds an evaluation; choose another output_dir (or leave it unset)."
+        )
+    files.path.mkdir(parents=True, exist_ok=True)
+    return files
+
+
+def evaluate_checkpoint(
+    ckpt: str | Path, split: str, options: ReportOptions, output_dir: str | Path | None = None
+) -> Evaluation:
+    """``ckpt`` on ``split`` of its run's manifest; default folder ``<run>/evaluation/<split>-<checkpoint>``."""
+    module, run = load_module(ckpt), RunDir.of_checkpoint(ckpt)
+    files = report_files(output_dir, run.evaluation(split, ckpt))
+    return evaluate_module(module, split_set(module, run, split), files, options, run)
+
+
+def evaluate_external(
+    ckpt: str | Path, data: DictConfig, options: ReportOptions, output_dir: str | Path | None = None
+) -> Evaluation:
+    """``ckpt`` on a labelled tree nobody trained on (``data=folder data.root=...``): the full report set plus the
+    tree's manifest, default folder ``<run>/evaluation/external-<tree>-<checkpoint>``."""
+    module, run = load_module(ckpt), RunDir.of_checkpoint(ckpt)
+    sources = OmegaConf.to_container(data.sources, resolve=True)
+    external = external_set(module, sources, data.get("scan_cache"))
+    tree = Path(str(data.get("root") or next(iter(sources.values()))["root"])).name or "tree"
+    files = report_files(output_dir, run.external_evaluation(tree, ckpt))
+    write_manifest(external.samples, files.manifest)
+    return evaluate_module(module, external, files, options, run)
+
+
+def evaluate_from_config(cfg: DictConfig) -> Evaluation:
+    """What ``facemix-evaluate`` does with its composed config."""
+    options = ReportOptions.from_config(cfg, num_workers=cfg.num_workers)
+    if cfg.get("data") is not None:
+        return evaluate_external(cfg.ckpt, cfg.data, options, cfg.get("output_dir"))
+    return evaluate_checkpoint(cfg.ckpt, cfg.split, options, cfg.get("output_dir"))
