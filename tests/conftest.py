@@ -51,3 +51,16 @@ def trained_run(data_dir, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("trained") / "run"
     run_train("model=simple_cnn", "data=balanced", "calibrate=true", *tiny_overrides(data_dir, run_dir))
     return run_dir
+
+
+@pytest.fixture
+def checkpoint(tmp_path) -> Path:
+    """A small training checkpoint (epoch 1, 64 KB of weights) at ``<tmp>/run/checkpoints/last.ckpt``."""
+    import torch
+
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    path.parent.mkdir(parents=True)
+    torch.save(
+        {"state_dict": {"w": torch.randn(256, 64)}, "hyper_parameters": {"name": "simple_cnn"}, "epoch": 1}, path
+    )
+    return path

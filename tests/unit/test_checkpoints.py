@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from facemix.models.checkpoints import BadCheckpointError, UnsafeCheckpointError, checkpoint_epoch, load_checkpoint
-
-
-@pytest.fixture
-def checkpoint(tmp_path) -> Path:
-    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    path.parent.mkdir(parents=True)
-    torch.save(
-        {"state_dict": {"w": torch.randn(256, 64)}, "hyper_parameters": {"name": "simple_cnn"}, "epoch": 1}, path
-    )
-    return path
 
 
 def test_a_good_checkpoint_loads(checkpoint):

@@ -6,21 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from facemix.config.preflight import CommandLine, refuse_existing_run_dir, replay_for_resume
 from facemix.errors import FacemixConfigError
-
-
-@pytest.fixture
-def checkpoint(tmp_path) -> Path:
-    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    path.parent.mkdir(parents=True)
-    torch.save(
-        {"state_dict": {"w": torch.randn(256, 64)}, "hyper_parameters": {"name": "simple_cnn"}, "epoch": 1}, path
-    )
-    return path
 
 
 def test_command_line_keeps_hydra_flags_and_their_values_apart():
