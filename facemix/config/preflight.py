@@ -219,7 +219,7 @@ def prepare_train_command(argv: Sequence[str]) -> list[str]:
     if not is_rank_zero():
         return list(argv)
     line = CommandLine.parse(argv)
-    if line.multirun:
+    if line.multirun or any(o.sweep for o in line.parsed):  # a sweep (cv=5fold makes one by config): each job checks
         return list(argv)
     refuse_existing_run_dir(line)
     line = replay_for_resume(line)

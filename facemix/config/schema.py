@@ -26,6 +26,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from facemix.data.pipeline import BALANCE_MODES
+from facemix.data.split import FOLD_KEYS
 from facemix.errors import FacemixConfigError, library_reason
 
 _ABSENT = object()
@@ -81,10 +82,16 @@ def devices(v: Any) -> bool:
 
 
 def split_fractions(v: Any) -> bool:
-    if not isinstance(v, (dict, DictConfig)) or set(v) != {"train", "val", "test"}:
+    """train / val / test fractions, and for a cross-validation fold ``folds`` (null or K >= 2) and ``fold``
+    (0..K-1); with folds the held-out fold is the test part and train : val split the rest in their ratio."""
+    fractions = {"train", "val", "test"}
+    if not isinstance(v, (dict, DictConfig)) or not fractions <= set(v) <= fractions | set(FOLD_KEYS):
         return False
     values = [v[k] for k in ("train", "val", "test")]
     if not all(_is_number(x) and 0 <= x <= 1 for x in values):
+        return False
+    folds, fold = v.get("folds"), v.get("fold") or 0
+    if folds is not None and not (_is_int(folds) and folds >= 2 and _is_int(fold) and 0 <= fold < folds):
         return False
     return v["train"] > 0 and v["val"] > 0 and abs(sum(values) - 1) < 1e-6
 
@@ -153,7 +160,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "split": Key(
             split_fractions,
             "{train: a, val: b, test: c} with fractions in [0, 1] that add up to 1, train and val above 0 (val picks "
-            "the best checkpoint)",
+            "the best checkpoint); for cross-validation also folds: K >= 2 and fold: 0..K-1",
         ),
         "balance": Key(one_of(*BALANCE_MODES), f"one of {', '.join(BALANCE_MODES)}"),
         "root": Key(
@@ -162,6 +169,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         ),
         "classes": Key(class_names, "null or a list of at least 2 distinct class names"),
         "strict": Key(flag, "true or false"),
+        "exclude": Key(
+            optional(lambda v: isinstance(v, str) and Path(v).expanduser().is_file()),
+            "null or an existing CSV with a path column (a cross-validation's label_issues.csv, edited)",
+        ),
         "cache": Key(flag, "true or false"),
         "keep_source_splits": Key(flag, "true or false"),
     },
@@ -233,14 +244,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
 }
 # the other commands' own top-level keys; facemix-evaluate's report keys are the report group's (conf/report/)
 COMMAND_KEYS: dict[str, Key] = {
-    **{name: replace(key, found_in=("evaluate",)) for name, key in SCHEMA["report"].items()},
+    **{name: replace(key, found_in=("evaluate", "crossval")) for name, key in SCHEMA["report"].items()},
     "batch_size": replace(SCHEMA["report"]["batch_size"], found_in=("evaluate", "predict")),
     "cam": replace(SCHEMA["report"]["cam"], found_in=("evaluate", "predict")),
     "top_k": Key(whole(1), "a whole number >= 1", ("predict",)),
     "atol": Key(number(0, 1, low_open=True), "a tolerance in (0, 1]", ("export",)),
     "format": Key(one_of("onnx", "torchscript"), "onnx or torchscript", ("export",)),
     "split": Key(one_of("train", "val", "test"), "train, val or test", ("evaluate",)),
-    "num_workers": Key(whole(0, 256), "a whole number >= 0", ("evaluate", "predict")),
+    "num_workers": Key(whole(0, 256), "a whole number >= 0", ("evaluate", "predict", "crossval")),
     "per_class": Key(whole(1, 1000), "a whole number from 1 to 1000", ("preview",)),
     "scale": Key(
         number(0, 100, low_open=True), "a fraction of the real sets' sizes above 0 (0.1: 1,384 images)", ("demo",)

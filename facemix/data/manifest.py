@@ -37,9 +37,11 @@ class Sample:
     parent: str = ""  # empty for an original file; the original's path for a generated one
     source_split: str = ""  # the source's own split, where its layout has one
     original: str = ""  # the source file, when ``path`` is a harmonised copy of it
+    note: str = ""  # why a row is left out (split "excluded"), e.g. listed in data.exclude
 
 
 COLUMNS = [f.name for f in fields(Sample)]
+OPTIONAL_COLUMNS = ("note",)  # added later: manifests written before them still read
 
 
 def file_sha1(path: Path, chunk: int = 1 << 20) -> str:
@@ -191,15 +193,43 @@ def write_manifest(samples: Iterable[Sample], path: str | Path) -> Path:
 def read_manifest(path: str | Path) -> list[Sample]:
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    if rows and set(COLUMNS) - set(rows[0]):
+    missing = set(COLUMNS) - set(OPTIONAL_COLUMNS) - set(rows[0]) if rows else set()
+    if missing:
         raise FacemixConfigError(
-            f"{path} is missing manifest columns {sorted(set(COLUMNS) - set(rows[0]))}; it was not written by this "
+            f"{path} is missing manifest columns {sorted(missing)}; it was not written by this "
             "facemix version. Delete it to have the manifest rebuilt from the sources."
         )
     return [
-        Sample(**{**{k: row[k] for k in COLUMNS}, "width": int(row["width"]), "height": int(row["height"])})
+        Sample(**{**{k: row.get(k, "") for k in COLUMNS}, "width": int(row["width"]), "height": int(row["height"])})
         for row in rows
     ]
+
+
+def excluded(samples: Sequence[Sample], listing: str | Path) -> tuple[list[Sample], list[Sample]]:
+    """``(kept, left out)``: the rows whose path a CSV lists (a ``path`` column, as ``label_issues.csv`` has) are
+    left out with split ``excluded`` and the reason in ``note``; a listed path the sources do not hold is an error
+    (a typo would otherwise exclude nothing)."""
+    listing = Path(listing).expanduser()
+    try:
+        with open(listing, newline="", encoding="utf-8") as fh:
+            listed = {str(Path(row["path"]).expanduser().resolve()) for row in csv.DictReader(fh)}
+    except (OSError, KeyError, csv.Error) as exc:
+        raise FacemixConfigError(
+            f"data.exclude={listing} cannot be read as a CSV with a 'path' column ({exc}); give a file like the "
+            "cross-validation's label_issues.csv, keeping the rows whose labels you confirmed wrong."
+        ) from exc
+    held = {s.path for s in samples} | {s.original for s in samples if s.original}
+    unknown = listed - held
+    if unknown:
+        raise FacemixConfigError(
+            f"data.exclude={listing} lists {len(unknown)} images the sources do not hold, e.g. {sorted(unknown)[:3]}. "
+            "Fix the paths (absolute, as in the manifest) or remove those rows."
+        )
+    note = f"listed in data.exclude={listing}"
+    out = [s.path in listed or s.original in listed for s in samples]
+    kept = [s for s, leave in zip(samples, out, strict=True) if not leave]
+    left_out = [replace(s, split="excluded", note=note) for s, leave in zip(samples, out, strict=True) if leave]
+    return kept, left_out
 
 
 def class_counts(samples: Iterable[Sample], classes: Sequence[str], split: str | None = None) -> dict[str, int]:

@@ -27,6 +27,7 @@ from facemix.data.manifest import (
     Sample,
     build_manifest,
     class_counts,
+    excluded,
     infer_classes,
     specs_from_config,
     write_manifest,
@@ -91,6 +92,7 @@ class DataSpec:
     classes: tuple[str, ...] | None = None
     demo: DemoSpec | None = None
     scan_cache: str | None = None
+    exclude: str | None = None  # a CSV of images to leave out (e.g. confirmed label issues)
     seed: int = 0
 
     @classmethod
@@ -186,6 +188,10 @@ def build_run_data(spec: DataSpec, run: RunDir, progress: bool = True) -> RunDat
             int(spec.harmonize.size),
             int(spec.harmonize.quality),
         )
+    left_out: list[Sample] = []
+    if spec.exclude:  # before the split: the rest is split as if the excluded images had never been there
+        samples, left_out = excluded(samples, spec.exclude)
+        log.info("left out %d images listed in data.exclude=%s", len(left_out), spec.exclude)
     keep = {s.name: spec.keep_source_splits if s.keep_splits is None else s.keep_splits for s in spec.sources}
     samples = split_samples(samples, spec.split, spec.seed, keep)
     if spec.balance == "offline":  # after the split, on train rows only
@@ -198,6 +204,7 @@ def build_run_data(spec: DataSpec, run: RunDir, progress: bool = True) -> RunDat
             seed=spec.seed,
             progress=progress,
         )
+    samples = samples + left_out
     write_manifest(samples, run.manifest)
     _log_counts(samples, classes)
     card = _card(spec, samples, built, classes)

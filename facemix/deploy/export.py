@@ -20,9 +20,9 @@ from facemix.augment.presets import eval_transform
 from facemix.data.images import load_rgb
 from facemix.data.manifest import read_manifest
 from facemix.errors import FacemixConfigError
-from facemix.models.checkpoints import load_module
+from facemix.evaluation.ensemble import FoldEnsemble, load_classifier
 from facemix.models.module import normalize_pixels
-from facemix.run.rundir import RunDir, fresh_dir
+from facemix.run.rundir import CrossValidationDir, RunDir, fresh_dir
 
 log = logging.getLogger("facemix.export")
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
@@ -51,6 +51,34 @@ class ProbabilityClassifier(torch.nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         logits = self.net(normalize_pixels(image, self.pixel_mean, self.pixel_std))
         return (logits / self.temperature).softmax(dim=1)
+
+
+class MeanOfClassifiers(torch.nn.Module):
+    """A fold ensemble for deployment: the mean of its members' probabilities, uint8 pixels in."""
+
+    def __init__(self, members: list[ProbabilityClassifier]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(image) for m in self.members]).mean(dim=0)
+
+
+def deployable(module) -> torch.nn.Module:
+    """What gets exported: the module's network with its normalisation, temperature and softmax inside (for a fold
+    ensemble, each member's, averaged)."""
+    if isinstance(module, FoldEnsemble):
+        return MeanOfClassifiers([deployable(m) for m in module.members]).eval()
+    return ProbabilityClassifier(module.net, module.pixel_mean, module.pixel_std, module.temperature).eval()
+
+
+def _source_run(ckpt: str | Path, module, fmt: str) -> tuple[RunDir, Path]:
+    """The run whose test images check parity, and the default export folder (a CV dir's own for an ensemble)."""
+    if isinstance(module, FoldEnsemble):
+        cv = CrossValidationDir(ckpt)
+        return RunDir(cv.read_summary()["fold_runs"][0]), cv.export(fmt)
+    run = RunDir.of_checkpoint(ckpt)
+    return run, run.export(fmt)
 
 
 def sample_batch(run: RunDir, image_size: int, interpolation: str = "area", count: int = 8) -> torch.Tensor:
@@ -121,6 +149,7 @@ def sidecar(module, ckpt: str | Path, path: Path, fmt: str, parity: dict) -> dic
         "facemix_version": __version__,
         "checkpoint": str(Path(ckpt).resolve()),
         "model": module.hparams.name,
+        "members": len(module.members) if isinstance(module, FoldEnsemble) else 1,  # a fold ensemble: mean of K
         "class_names": module.class_names,
         "input": {
             "name": "image",
@@ -148,10 +177,10 @@ def export(ckpt: str | Path, fmt: str = "onnx", output_dir: str | Path | None = 
     """Write the model in ``fmt`` with its sidecar JSON; fail (keeping both for inspection) when the exported file
     disagrees with PyTorch on real images beyond ``atol``."""
     _needs_onnx(fmt)
-    module = load_module(ckpt)
-    run = RunDir.of_checkpoint(ckpt)
-    model = ProbabilityClassifier(module.net, module.pixel_mean, module.pixel_std, module.temperature).eval()
-    out = fresh_dir(Path(output_dir) if output_dir else run.export(fmt))
+    module = load_classifier(ckpt)
+    run, default_out = _source_run(ckpt, module, fmt)
+    model = deployable(module)
+    out = fresh_dir(Path(output_dir) if output_dir else default_out)
     path = out / FORMATS[fmt]
     batch = sample_batch(run, int(module.hparams.image_size), module.hparams.get("interpolation", "area"))
     with torch.inference_mode():

@@ -26,8 +26,8 @@ from facemix.augment.presets import eval_transform
 from facemix.data.images import load_rgb
 from facemix.data.sources import IMAGE_EXTENSIONS
 from facemix.errors import FacemixConfigError
+from facemix.evaluation.ensemble import FoldEnsemble, load_classifier
 from facemix.evaluation.inference import predict as predict_dataset
-from facemix.models.checkpoints import load_module
 from facemix.models.explain import grad_cam, overlay
 from facemix.reports.plots import to_uint8_image
 from facemix.run.rundir import PredictionFiles
@@ -130,8 +130,9 @@ def _cam_overlays(module, images: FileImages, indices: Sequence[int], probs, bat
 
 def predict(ckpt: str | Path, inputs: str | Sequence[str], options: PredictOptions) -> dict:
     """Top-k classes per readable input (decoded in ``num_workers`` loader processes, batched); ``cam``: also a
-    Grad-CAM overlay per input (of its predicted class)."""
-    module = load_module(ckpt)
+    Grad-CAM overlay per input (of its predicted class). ``ckpt``: a checkpoint, or a cross-validation dir (its
+    fold ensemble)."""
+    module = load_classifier(ckpt)
     names = module.class_names
     transform = eval_transform(module.hparams.image_size, module.hparams.get("interpolation", "area"))
     files, skipped = resolve_inputs(inputs)
@@ -146,7 +147,9 @@ def predict(ckpt: str | Path, inputs: str | Sequence[str], options: PredictOptio
         "predictions": _top_rows([files[i] for i in kept], probs, names, options.top_k),
         "skipped": [(str(p), why) for p, why in skipped],
     }
-    if options.cam:  # pictures, written by write_predictions (not JSON)
+    if options.cam and isinstance(module, FoldEnsemble):
+        log.warning("cam=true: a fold ensemble has no one feature map to explain; no Grad-CAM overlays written")
+    elif options.cam:  # pictures, written by write_predictions (not JSON)
         result["cam_overlays"] = _cam_overlays(
             module, images, kept.tolist(), probs, options.batch_size, options.cam_layer
         )

@@ -16,7 +16,7 @@ from facemix.evaluation.metrics import DEFAULT_RESAMPLES, paired_bootstrap, seed
 from facemix.reports.plots import save_figure
 from facemix.reports.tables import comparison_chart, markdown
 from facemix.run.overrides import is_place
-from facemix.run.records import RunRecord, find_runs, read_run
+from facemix.run.records import RunRecord, find_cross_validations, find_runs, read_cross_validation, read_run
 from facemix.run.rundir import ReportFiles, fresh_dir
 
 SEED_KEY = "seed"
@@ -171,16 +171,25 @@ def _variant_label(variant: tuple[tuple[str, str], ...], runs: list[RunRecord]) 
     return " ".join(f"{k}={v}" for k, v in variant if k in differing) or "(defaults)"
 
 
+def _records(paths: Sequence[str | Path]) -> list[RunRecord]:
+    """The runs and cross-validations at or below ``paths``; the fold runs of a cross-validation found here are
+    its row (their held-out folds are in its out-of-fold report), not rows of their own."""
+    crossvals = [read_cross_validation(p) for p in find_cross_validations(paths)]
+    folded = {str(Path(f).resolve()) for cv in crossvals for f in cv.summary.get("fold_runs", [])}
+    runs = [read_run(p) for p in find_runs(paths) if str(p.resolve()) not in folded]
+    if not runs and not crossvals:
+        raise FacemixConfigError(
+            f"runs={[str(p) for p in paths]}: no facemix run dirs (folders with .hydra/config.yaml and a train.log, "
+            "checkpoints/ or summary.json) or cross-validations (cv_summary.json) at or below these paths. Pass run "
+            "dirs, a multirun dir or outputs/."
+        )
+    return runs + crossvals
+
+
 def compare(paths: Sequence[str | Path], out_dir: str | Path) -> str:
     """Tabulate the runs at or below ``paths``; write comparison.csv / .md / .png into ``out_dir`` (an empty or new
     folder; one that already holds a comparison gets a ``-2``, ``-3``... sibling, so nothing earlier is replaced)."""
-    run_dirs = find_runs(paths)
-    if not run_dirs:
-        raise FacemixConfigError(
-            f"runs={[str(p) for p in paths]}: no facemix run dirs (folders with .hydra/config.yaml and a train.log, "
-            "checkpoints/ or summary.json) at or below these paths. Pass run dirs, a multirun dir or outputs/."
-        )
-    runs = [read_run(p) for p in run_dirs]
+    runs = _records(paths)
     header, rows = comparison_rows(runs)
     table = markdown(header, rows)
     failures = [f"- {r.path} ({r.status}): {r.error}" for r in runs if r.error]

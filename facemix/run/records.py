@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from facemix.run.overrides import parse_overrides
-from facemix.run.rundir import RunDir
+from facemix.run.rundir import CrossValidationDir, RunDir
 
 
 @dataclass
@@ -37,6 +37,28 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
             found = (RunDir(c.parent.parent) for c in p.rglob(f"{RunDir.HYDRA}/config.yaml"))
             runs += sorted((r.path for r in found if r.is_training_run()), key=_natural_key)
     return runs
+
+
+def find_cross_validations(paths: Sequence[str | Path]) -> list[Path]:
+    """Cross-validation report dirs at or below each path, in order."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if CrossValidationDir(p).is_cross_validation():
+            found.append(p)
+        else:
+            name = CrossValidationDir(p).summary.name
+            found += sorted((c.parent for c in p.rglob(name)), key=_natural_key)
+    return found
+
+
+def read_cross_validation(path: Path) -> RunRecord:
+    """A cross-validation as one row of facemix-compare: its out-of-fold report, its variant's overrides."""
+    cv = CrossValidationDir(path)
+    try:
+        summary = cv.read_summary()
+    except (OSError, ValueError) as exc:
+        return RunRecord(path, "unreadable", {}, {}, f"{cv.summary} cannot be read ({exc}); assemble it again")
+    return RunRecord(path, "finished", {k: str(v) for k, v in summary.get("variant", {}).items()}, summary)
 
 
 def _natural_key(p: Path) -> list:

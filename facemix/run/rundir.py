@@ -50,6 +50,11 @@ class ReportFiles:
         """The rows an external tree's evaluation saw (a run's own evaluation reads the run's manifest)."""
         return self.path / "manifest.csv"
 
+    @property
+    def members(self) -> Path:
+        """Beside a fold ensemble's report: each fold model alone on the same images."""
+        return self.path / "members.md"
+
     def figure(self, name: str) -> Path:
         """``confusion_matrix``, ``reliability``, ``curves``, ``gallery``, ``gradcam``... as PNG."""
         return self.path / f"{name}.png"
@@ -265,6 +270,66 @@ class RunDir:
         """``<run>/checkpoints/x.ckpt`` -> ``<run>``; a checkpoint elsewhere: its folder."""
         checkpoint = Path(checkpoint).resolve()
         return cls(checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent)
+
+
+@dataclass(frozen=True)
+class CrossValidationDir:
+    """A cross-validation's report (``facemix-cv``, or ``<sweep dir>/cv`` after ``facemix-train cv=5fold``): the
+    out-of-fold report set at the top, what ``facemix-compare`` reads from ``cv_summary.json``."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "cv_summary.json"
+
+    @property
+    def report(self) -> ReportFiles:
+        return ReportFiles(self.path)
+
+    @property
+    def oof_predictions(self) -> Path:
+        """Every image once: path, source, label, the fold that held it out, its probabilities."""
+        return self.path / "oof_predictions.csv"
+
+    @property
+    def folds_markdown(self) -> Path:
+        return self.path / "folds.md"
+
+    @property
+    def label_issues(self) -> Path:
+        return self.path / "label_issues.csv"
+
+    @property
+    def label_issues_figure(self) -> Path:
+        return self.path / "label_issues.png"
+
+    @property
+    def label_issues_markdown(self) -> Path:
+        return self.path / "label_issues_by_source.md"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    def external_evaluation(self, tree: str) -> Path:
+        """Where ``facemix-evaluate ckpt=<this dir> data=folder ...`` writes the fold ensemble's report."""
+        return self.path / "evaluation" / f"external-{tree}-ensemble"
+
+    def export(self, fmt: str) -> Path:
+        return self.path / "export" / fmt
+
+    def is_cross_validation(self) -> bool:
+        return self.summary.is_file()
+
+    def read_summary(self) -> dict:
+        return json.loads(self.summary.read_text())
+
+    def write_summary(self, summary: dict) -> None:
+        self.summary.write_text(json.dumps(summary, indent=2))
 
 
 def fresh_dir(path: Path) -> Path:

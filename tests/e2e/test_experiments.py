@@ -41,7 +41,8 @@ def test_demo_experiments_run_and_compose_as_their_studies(data_dir, tmp_path):
     cfg = {name: _job_config(job) for name, job in jobs.items()}
     assert cfg["paper_unbalanced"]["data"]["balance"] == "none"
     assert cfg["paper_unbalanced"]["model"]["options"]["hidden"] == [256, 256]
-    assert cfg["paper_unbalanced"]["data"]["split"] == {"train": 0.6, "val": 0.3, "test": 0.1}
+    split = cfg["paper_unbalanced"]["data"]["split"]
+    assert split == {"train": 0.6, "val": 0.3, "test": 0.1, "folds": None, "fold": 0}  # one split, no folds
     assert cfg["paper_balanced"]["data"]["balance"] == "offline"
     assert cfg["paper_regularized"]["data"]["samples_per_epoch"] == 4000
     assert cfg["paper_regularized"]["augment"]["affine"]["rotate"] == [-20, 20]  # augment=keras

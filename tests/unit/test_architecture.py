@@ -23,7 +23,7 @@ LAYERS = [
     "facemix.deploy",  # predict your own files, export
     "facemix.training",  # building a run from config, fitting, callbacks, loggers, speed settings
 ]
-DOORS = ["train", "evaluate", "predict", "export", "compare", "scan", "preview", "demo"]
+DOORS = ["train", "evaluate", "predict", "export", "compare", "cv", "scan", "preview", "demo"]
 TOP_LEVEL = {"__init__", "errors", *DOORS}
 MAX_LINES, MAX_PARAMETERS = 60, 8
 # constructors of objects Hydra builds from config take one argument per config key
