@@ -3,7 +3,7 @@ label-issue finder finds the swaps.
 
 Usage:
     python benchmarks/crossval.py [--tree demo|shared] [--noise 0.05] [--folds 5] [--epochs 6]
-        [--model mobilenetv2] [--size 64] [--variants data=balanced,data=unbalanced] [--work DIR] [--singles 0]
+        [--model mobilenetv2] [--size 64] [--variants data=balanced,unbalanced] [--work DIR] [--singles 0]
 
 It copies a data tree (the 0.1-scale demo faces, or the 600 real photos of ../shared/data), moves a seeded
 ``--noise`` share of every class folder of every source into another class folder of the same source (the copy
@@ -103,7 +103,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--model", default="mobilenetv2")
     ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--variants", default="data=balanced,data=unbalanced")
+    ap.add_argument("--variants", default="data=balanced,unbalanced")
     ap.add_argument("--singles", type=int, default=0)
     ap.add_argument("--work", type=Path, default=None)
     args = ap.parse_args()

@@ -12,6 +12,16 @@ from tests.helpers import REPO, TINY_DEMO_SCALE
 SLOW_FOLDERS = ("e2e", "integration")  # they train through the real entry point; unit tests never do
 
 
+def pytest_configure(config) -> None:
+    """The library lines facemix quietens for users (``facemix.run.quiet``) are quiet in the suite too; a warning
+    raised from facemix's own code fails the test that raised it, so a new one is noticed."""
+    from facemix.run.quiet import WARNING_NOISE
+
+    config.addinivalue_line("filterwarnings", r"error:::facemix\..*")
+    for pattern in WARNING_NOISE:
+        config.addinivalue_line("filterwarnings", f"ignore:{pattern}")
+
+
 def pytest_collection_modifyitems(items) -> None:
     """Every end-to-end and integration test is ``slow`` by where it lives, so ``make test-fast`` (``-m 'not
     slow'``) is the unit suite without anyone having to remember a marker."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from facemix.augment.tta import TTA_VIEWS
 from facemix.data.pipeline import BALANCE_MODES
 from facemix.data.split import FOLD_KEYS
 from facemix.errors import FacemixConfigError, library_reason
@@ -147,6 +148,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "": {  # top-level keys of facemix-train
         "seed": Key(whole(0, 2**32 - 1), "a whole number from 0 to 2**32-1"),
         "calibrate": Key(flag, "true or false"),
+        "average_top_k": Key(whole(0, 100), "0 (off) or the number of best checkpoints to average, >= 2"),
         "verbose": Key(flag, "true or false"),
         "tags": Key(tags, "a list of labels, e.g. [baseline,ci]"),
     },
@@ -189,10 +191,28 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "size": Key(whole(16, 4096), "a whole number of pixels, 16-4096"),
         "quality": Key(whole(1, 100), "a JPEG quality from 1 to 100"),
     },
+    "tune": {
+        "lr_find": Key(flag, "true or false"),
+        "lr_find_apply": Key(flag, "true or false"),
+        "lr_find_steps": Key(whole(12, 100_000), "a whole number of steps >= 12 (the finder needs a curve)"),
+    },
+    "model.finetune": {
+        "freeze_epochs": Key(whole(0), "a whole number of epochs >= 0", ("train finetune=discriminative",)),
+        "lr_mult": Key(number(1, 1e6), "a divisor >= 1 of the backbone's rate", ("train finetune=discriminative",)),
+    },
+    "model.mixup": {
+        "mixup_alpha": Key(number(0, 100), "a Beta alpha >= 0 (0: no MixUp)", ("train regularization=mixup",)),
+        "cutmix_alpha": Key(number(0, 100), "a Beta alpha >= 0 (0: no CutMix)", ("train regularization=mixup",)),
+        "prob": Key(number(0, 1), "a probability in [0, 1]", ("train regularization=mixup",)),
+    },
+    "callbacks.weight_averaging": {
+        "decay": Key(number(0, 1, low_open=True, high_open=True), "a decay in (0, 1)", ("train averaging=ema",)),
+    },
     "loss": {
         "label_smoothing": Key(number(0, 1, high_open=True), "a number in [0, 1)"),
     },
     "report": {  # training's own report; facemix-evaluate has the same keys at its top level
+        "tta": Key(one_of(*TTA_VIEWS), f"one of {', '.join(TTA_VIEWS)}"),
         "batch_size": Key(whole(1), "a whole number >= 1"),
         "gallery_size": Key(whole(0), "a whole number >= 0"),
         "bootstrap_resamples": Key(whole(0), "a whole number >= 0 (0: no intervals)"),
@@ -247,6 +267,7 @@ COMMAND_KEYS: dict[str, Key] = {
     **{name: replace(key, found_in=("evaluate", "crossval")) for name, key in SCHEMA["report"].items()},
     "batch_size": replace(SCHEMA["report"]["batch_size"], found_in=("evaluate", "predict")),
     "cam": replace(SCHEMA["report"]["cam"], found_in=("evaluate", "predict")),
+    "tta": replace(SCHEMA["report"]["tta"], found_in=("evaluate", "predict", "crossval")),
     "top_k": Key(whole(1), "a whole number >= 1", ("predict",)),
     "atol": Key(number(0, 1, low_open=True), "a tolerance in (0, 1]", ("export",)),
     "format": Key(one_of("onnx", "torchscript"), "onnx or torchscript", ("export",)),
@@ -310,6 +331,20 @@ def _missing_keys(node: DictConfig | ListConfig, prefix: str = "") -> list[str]:
         elif not OmegaConf.is_interpolation(node, key) and isinstance(node[key], (DictConfig, ListConfig)):
             missing += _missing_keys(node[key], f"{prefix}{key}.")
     return missing
+
+
+def _averaging_problem(cfg: DictConfig) -> str | None:
+    """``average_top_k=k`` averages the k best checkpoints: the checkpoint callback must keep that many."""
+    k, kept = _value(cfg, "average_top_k"), _value(cfg, "callbacks.model_checkpoint.save_top_k")
+    if not _is_int(k) or k < 2:
+        return None
+    kept = 1 if kept is _ABSENT or kept is None else kept
+    if _is_int(kept) and 0 <= kept < k:
+        return (
+            f"average_top_k={k} averages the {k} best checkpoints, but callbacks.model_checkpoint.save_top_k={kept} "
+            f"keeps {kept}; set callbacks.model_checkpoint.save_top_k={k}"
+        )
+    return None
 
 
 def _class_weights_problem(cfg: DictConfig) -> str | None:
@@ -386,8 +421,9 @@ def config_problems(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> list[str]
             continue
         if not rule.check(value):
             problems.append(f"{rule.key}={_show(value)} must be {rule.requirement}")
-    if (weights := _class_weights_problem(cfg)) is not None:
-        problems.append(weights)
+    for problem in (_class_weights_problem(cfg), _averaging_problem(cfg)):
+        if problem is not None:
+            problems.append(problem)
     problems += _ops_problems(cfg)
     if not any(p.startswith(("model.optimizer", "model.scheduler")) for p in problems):  # e.g. a negative lr:
         problems += _optimization_problems(cfg)  # already named by its rule; torch would only repeat it

@@ -30,6 +30,7 @@ from facemix.evaluation.ensemble import FoldEnsemble, load_classifier
 from facemix.evaluation.inference import predict as predict_dataset
 from facemix.models.explain import grad_cam, overlay
 from facemix.reports.plots import to_uint8_image
+from facemix.run.quiet import quiet_libraries
 from facemix.run.rundir import PredictionFiles
 
 log = logging.getLogger("facemix.predict")
@@ -45,10 +46,11 @@ class PredictOptions:
     num_workers: int
     cam: bool
     cam_layer: str | None
+    tta: str = "none"
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> PredictOptions:
-        return cls(cfg.top_k, cfg.batch_size, cfg.num_workers, cfg.cam, cfg.get("cam_layer"))
+        return cls(cfg.top_k, cfg.batch_size, cfg.num_workers, cfg.cam, cfg.get("cam_layer"), cfg.tta)
 
 
 def resolve_inputs(inputs: str | Sequence[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -137,7 +139,7 @@ def predict(ckpt: str | Path, inputs: str | Sequence[str], options: PredictOptio
     transform = eval_transform(module.hparams.image_size, module.hparams.get("interpolation", "area"))
     files, skipped = resolve_inputs(inputs)
     images = FileImages(files, transform)
-    predictions = predict_dataset(module, images, options.batch_size, options.num_workers)
+    predictions = predict_dataset(module, images, options.batch_size, options.num_workers, options.tta)
     decoded = predictions.targets >= 0
     skipped += [(files[i], _decode_problem(images, i)) for i in np.flatnonzero(~decoded)]
     kept = np.flatnonzero(decoded)
@@ -201,6 +203,7 @@ def print_predictions(result: dict, console: Console | None = None) -> None:
 def predict_from_config(cfg: DictConfig) -> dict:
     """What ``facemix-predict`` does with its composed config: predict, print, write; an error when nothing could
     be predicted (every input unreadable or missing)."""
+    quiet_libraries()
     inputs = list(cfg.inputs) if isinstance(cfg.inputs, ListConfig) else str(cfg.inputs)
     result = predict(cfg.ckpt, inputs, PredictOptions.from_config(cfg))
     print_predictions(result)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from facemix.errors import FacemixConfigError
 from facemix.evaluation.metrics import DEFAULT_RESAMPLES, paired_bootstrap, seed_spread
+from facemix.reports.pages import write_comparison_page
 from facemix.reports.plots import save_figure
 from facemix.reports.tables import comparison_chart, markdown
 from facemix.run.overrides import is_place
@@ -210,6 +211,7 @@ def compare(paths: Sequence[str | Path], out_dir: str | Path) -> str:
     class_names = finished[0][0].summary.get("class_names", []) if finished else []
     chart = comparison_chart([lab for _, lab in finished], [r.report for r, _ in finished], class_names)
     save_figure(chart, out / CHART)
+    page = write_comparison_page(out, table, out / CHART)
     print(table)
-    print(f"written: {out / TABLE}, {out / MARKDOWN}, {out / CHART}")
+    print(f"written: {out / TABLE}, {out / MARKDOWN}, {out / CHART}, {page}")
     return table

@@ -30,6 +30,7 @@ from facemix.evaluation.label_issues import LabelIssue, label_issues
 from facemix.evaluation.metrics import seed_spread
 from facemix.evaluation.report import Evaluation, ReportOptions, write_report_set
 from facemix.evaluation.sets import EvaluationSet
+from facemix.reports.pages import write_cv_page
 from facemix.reports.plots import image_grid, save_figure, to_uint8_image
 from facemix.reports.tables import markdown
 from facemix.run.overrides import is_place
@@ -211,6 +212,7 @@ def assemble(runs: Sequence[FoldRun], out: Path, options: ReportOptions) -> Eval
         "test_report": evaluation.report,
     }
     cv.write_summary(summary)
+    write_cv_page(cv)
     _log_to_tensorboard(cv, per_fold, evaluation.report)
     print(f"\nPer fold:\n{table}\n{len(issues)} suspected label issues: {cv.label_issues}")
     return evaluation

@@ -21,6 +21,7 @@ from facemix.evaluation.report import Evaluation, ReportOptions, write_report_se
 from facemix.evaluation.sets import EvaluationSet, external_set, split_set
 from facemix.models.checkpoints import load_module
 from facemix.reports.tables import markdown
+from facemix.run.quiet import quiet_libraries
 from facemix.run.rundir import CrossValidationDir, ReportFiles, RunDir, fresh_dir
 
 
@@ -28,7 +29,7 @@ def evaluate_module(
     module, data: EvaluationSet, files: ReportFiles, options: ReportOptions, run: RunDir | None = None
 ) -> Evaluation:
     """Predict ``data`` with a trained ``ClassifierModule`` and write the report set into ``files``."""
-    predictions = predict(module, data.dataset, options.batch_size, options.num_workers)
+    predictions = predict(module, data.dataset, options.batch_size, options.num_workers, options.tta)
     return write_report_set(files, data, predictions, module.class_names, options, module, run)
 
 
@@ -86,7 +87,7 @@ def members_table(ensemble: FoldEnsemble, data: EvaluationSet, evaluation: Evalu
     """Accuracy and macro F1 of each fold model alone and of their ensemble, on the same images."""
     rows = []
     for fold, member in enumerate(ensemble.members):
-        probs = predict(member, data.dataset, options.batch_size, options.num_workers).probabilities
+        probs = predict(member, data.dataset, options.batch_size, options.num_workers, options.tta).probabilities
         report = classification_report(data.targets, probs.argmax(axis=1), ensemble.class_names)
         rows.append([f"fold {fold}", f"{report['accuracy']:.3f}", f"{report['macro avg']['f1-score']:.3f}"])
     ours = evaluation.report
@@ -96,6 +97,7 @@ def members_table(ensemble: FoldEnsemble, data: EvaluationSet, evaluation: Evalu
 
 def evaluate_from_config(cfg: DictConfig) -> Evaluation:
     """What ``facemix-evaluate`` does with its composed config."""
+    quiet_libraries()
     options = ReportOptions.from_config(cfg, num_workers=cfg.num_workers)
     if cfg.get("data") is not None:
         return evaluate_external(cfg.ckpt, cfg.data, options, cfg.get("output_dir"))

@@ -1,7 +1,8 @@
 """The one prediction loop: a trained module over a dataset, batch by batch, in eval mode.
 
 Training's report, ``facemix-evaluate``, calibration, ``facemix-predict`` and cross-validation all predict through
-``predict``, so they see the same numbers for the same images. It keeps the raw logits (before the calibration
+``predict``, so they see the same numbers for the same images; test-time augmentation (``tta=flip|crops``) is a
+property of that loop, so each of them offers it. It keeps the raw logits (before the calibration
 temperature): calibration fits a new temperature on them, everything else reads ``probabilities``.
 """
 
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from facemix.augment.tta import views
 
 
 @dataclass(frozen=True)
@@ -30,13 +33,15 @@ class Predictions:
 
 
 @torch.inference_mode()
-def predict(module, dataset: Dataset, batch_size: int = 64, num_workers: int = 0) -> Predictions:
-    """Raw logits of every item of ``dataset`` (``(image, target, index)`` items, uint8 images), in order."""
+def predict(module, dataset: Dataset, batch_size: int = 64, num_workers: int = 0, tta: str = "none") -> Predictions:
+    """Raw logits of every item of ``dataset`` (``(image, target, index)`` items, uint8 images), in order; with
+    ``tta``, the mean of the views' logits (timm's way; costs one forward pass per view)."""
     module.eval()
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
     logits, targets = [], []
     for x, y, _ in loader:
-        logits.append(module.logits(x.to(module.device)).float().cpu())
+        x = x.to(module.device)
+        logits.append(torch.stack([module.logits(v).float() for v in views(x, tta)]).mean(dim=0).cpu())
         targets.append(torch.as_tensor(y))
     if not logits:
         return Predictions(np.zeros((0, int(module.hparams.num_classes)), np.float32), 1.0, np.zeros(0, np.int64))

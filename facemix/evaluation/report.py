@@ -54,12 +54,13 @@ class ReportOptions:
     cam: bool
     cam_layer: str | None
     bootstrap_resamples: int
+    tta: str = "none"  # test-time augmentation: none | flip | crops (facemix.evaluation.inference.views)
     num_workers: int = 0
     tensorboard: bool = True  # the figures also into the run's TensorBoard log
 
     @classmethod
     def from_config(cls, node: Mapping[str, Any], **overrides: Any) -> ReportOptions:
-        keys = ("batch_size", "gallery_size", "cam", "cam_layer", "bootstrap_resamples")
+        keys = ("batch_size", "gallery_size", "cam", "cam_layer", "bootstrap_resamples", "tta")
         return cls(**{k: node[k] for k in keys}, **overrides)
 
 
@@ -82,12 +83,27 @@ def _write_predictions(files: ReportFiles, samples, y_true, y_pred, probs, class
             writer.writerow([s.path, s.source, class_names[t], class_names[p], *(f"{v:.6f}" for v in pr)])
 
 
+def _ci(interval) -> str:
+    return f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+
+
 def per_source_markdown(breakdown: dict) -> str:
-    lines = ["| source | class | images | accuracy / recall | macro F1 / F1 |", "| --- | --- | --- | --- | --- |"]
+    """The per-source table; a source's macro F1 is over the classes that source has (named in its row)."""
+    lines = [
+        "| source | class | images | accuracy / recall | macro F1 / F1 (over the source's own classes) | 95% CI |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for source, b in breakdown.items():
-        lines.append(f"| {source} | all | {b['images']} | {b['accuracy']:.3f} | {b['macro_f1']:.3f} |")
+        own = ", ".join(b["classes_present"])
+        lines.append(
+            f"| {source} | all ({own}) | {b['images']} | {b['accuracy']:.3f} | {b['macro_f1']:.3f} | "
+            f"{_ci(b.get('macro_f1_interval'))} |"
+        )
         for name, c in b["classes"].items():
-            lines.append(f"| {source} | {name} | {c['support']} | {c['recall']:.3f} | {c['f1-score']:.3f} |")
+            lines.append(
+                f"| {source} | {name} | {c['support']} | {c['recall']:.3f} | {c['f1-score']:.3f} | "
+                f"{_ci(c.get('f1_interval'))} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -150,7 +166,9 @@ def write_report_set(
     report = full_report(y_true, y_pred, probs, class_names, options.bootstrap_resamples)
     text = write_report(report, class_names, files.classification_text, files.classification_json)
     _write_predictions(files, data.samples, y_true, y_pred, probs, class_names)
-    breakdown = per_source_breakdown([s.source for s in data.samples], y_true, y_pred, class_names)
+    breakdown = per_source_breakdown(
+        [s.source for s in data.samples], y_true, y_pred, class_names, options.bootstrap_resamples
+    )
     files.per_source_json.write_text(json.dumps(breakdown, indent=2))
     files.per_source_markdown.write_text(per_source_markdown(breakdown))
     rendered = _figures(data, probs, y_pred, class_names, options, module, run)

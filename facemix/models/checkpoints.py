@@ -153,3 +153,25 @@ def store_temperature(path: str | Path, temperature: float, details: dict) -> No
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     torch.save(ckpt, tmp)
     os.replace(tmp, path)
+
+
+def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:
+    """timm's ``avg_checkpoints.py`` idea: the mean of several checkpoints' weights (float tensors in float64, then
+    back to their dtype; integer buffers such as batch-norm step counts from the first), written as a checkpoint
+    like the first one, atomically."""
+    import os
+
+    loaded = [load_checkpoint(p) for p in paths]
+    first = loaded[0]
+    averaged = {}
+    for key, value in first["state_dict"].items():
+        if value.is_floating_point():
+            total = sum(c["state_dict"][key].double() for c in loaded)
+            averaged[key] = (total / len(loaded)).to(value.dtype)
+        else:
+            averaged[key] = value
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    torch.save({**first, "state_dict": averaged, "facemix_averaged_from": [str(p) for p in paths]}, tmp)
+    os.replace(tmp, out)
+    return out

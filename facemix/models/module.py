@@ -16,6 +16,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from facemix.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD, SCRATCH_INTERPOLATION
+from facemix.models.recipe import BatchMixer, finetune_groups, freeze_warmup
 from facemix.models.registry import create
 from facemix.models.schedules import steps_for
 
@@ -79,6 +80,8 @@ class ClassifierModule(pl.LightningModule):
         input_mean: Sequence[float] = IMAGENET_MEAN,
         input_std: Sequence[float] = IMAGENET_STD,
         interpolation: str = SCRATCH_INTERPOLATION,
+        finetune: Mapping[str, Any] | None = None,
+        mixup: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(channels_last, bool) or not isinstance(compile, bool):
@@ -117,10 +120,22 @@ class ClassifierModule(pl.LightningModule):
         self.register_buffer("pixel_mean", 255 * torch.tensor(input_mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", 255 * torch.tensor(input_std).view(1, -1, 1, 1), persistent=False)
         self.metrics = torch.nn.ModuleDict({f"{s}_metrics": _stage_metrics(num_classes) for s in STAGES})
+        # MixUp / CutMix of the train batches (model.mixup); the fine-tuning schedule (model.finetune)
+        self.mixer = BatchMixer(num_classes, **dict(mixup)) if mixup else None
+        finetune_groups(self.net, 1.0, finetune)  # a network without backbone / head is refused here, not at fit
 
     @property
     def class_names(self) -> list[str]:
         return list(self.hparams.class_names)
+
+    @property
+    def lr(self) -> float:
+        """The learning rate (``model.optimizer.lr``), under the name Lightning's learning-rate finder looks for."""
+        return float(self.hparams.optimizer["lr"])
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.hparams.optimizer["lr"] = float(value)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return normalize_pixels(x, self.pixel_mean, self.pixel_std)
@@ -147,9 +162,14 @@ class ClassifierModule(pl.LightningModule):
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y, _ = batch
+        target = y
+        if stage == "train" and self.mixer is not None:  # soft targets; train metrics count the larger share
+            x, target = self.mixer(self.normalize(x), y)
+            y = target.argmax(dim=1)
         logits = self(x)
         if stage == "train":  # weights and smoothing shape training; val losses stay comparable
-            loss = F.cross_entropy(logits, y, weight=self.loss_weights, label_smoothing=self.hparams.label_smoothing)
+            smoothing = self.hparams.label_smoothing
+            loss = F.cross_entropy(logits, target, weight=self.loss_weights, label_smoothing=smoothing)
         else:
             loss = F.cross_entropy(logits, y)
         self.metrics[f"{stage}_metrics"].update(logits, y)
@@ -179,10 +199,14 @@ class ClassifierModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
 
+    def on_after_backward(self) -> None:
+        freeze_warmup(self.net, self.current_epoch, self.hparams.get("finetune"))
+
     def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
+        groups = finetune_groups(self.net, self.lr, self.hparams.get("finetune"))
+        params = [p for g in groups for p in g["params"]]
         build_optimizer = instantiate(self.hparams.optimizer, _convert_="all")
-        optimizer = build_optimizer(params, **_fused_kwargs(build_optimizer, params))
+        optimizer = build_optimizer(groups, **_fused_kwargs(build_optimizer, params))
         schedule = instantiate(self.hparams.scheduler, _convert_="all")(optimizer, total_steps=steps_for(self.trainer))
         return {"optimizer": optimizer, "lr_scheduler": schedule} if schedule else optimizer
 

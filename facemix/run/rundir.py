@@ -51,6 +51,11 @@ class ReportFiles:
         return self.path / "manifest.csv"
 
     @property
+    def page(self) -> Path:
+        """``report.html``: the whole report set on one self-contained page."""
+        return self.path / "report.html"
+
+    @property
     def members(self) -> Path:
         """Beside a fold ensemble's report: each fold model alone on the same images."""
         return self.path / "members.md"
@@ -123,6 +128,14 @@ class RunDir:
     @property
     def last_checkpoint(self) -> Path:
         return self.checkpoints / "last.ckpt"
+
+    def averaged_checkpoint(self, k: int) -> Path:
+        """The mean of the run's ``k`` best checkpoints (``average_top_k=k``)."""
+        return self.checkpoints / f"averaged_top{k}.ckpt"
+
+    @property
+    def lr_find_figure(self) -> Path:
+        return self.path / "lr_find.png"
 
     @property
     def tensorboard(self) -> Path:
@@ -247,7 +260,8 @@ class RunDir:
     def report_files(self) -> list[Path]:
         """The files a logger that stores files (MLflow, wandb) receives at the end of a run."""
         report = self.report
-        files = [self.summary, report.classification_text, report.classification_json, report.per_source_markdown]
+        files = [self.summary, report.page, report.classification_text, report.classification_json]
+        files += [report.per_source_markdown]
         files += [report.figure(name) for name in ("confusion_matrix", "curves", "gallery")]
         files += [self.card_markdown, self.card_figure, self.augment_preview]
         return [f for f in files if f.is_file()]

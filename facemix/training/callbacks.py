@@ -1,13 +1,15 @@
 """Lightning callbacks facemix adds to runs: the augmentation preview, the loader's data wait, the studies'
-accuracy stop, and the class weights of the train split."""
+accuracy stop, the class weights of the train split, and an exponential moving average of the weights."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import EarlyStopping
+import torch
+from pytorch_lightning.callbacks import EarlyStopping, WeightAveraging
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 
@@ -119,3 +121,150 @@ class ClassWeightsFromTrainSplit(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
             pl_module.set_class_weights(inverse_frequency(trainer.datamodule.train_class_counts()))
+
+
+def warmup_ema(decay: float, power: float = 0.75):
+    """timm's ``ModelEmaV3`` decay warm-up as torch's ``multi_avg_fn``: after ``n`` averaged steps the decay is
+    ``min(decay, 1 - (1 + n) ** -power)``, so a run of a few hundred steps forgets its random start (with a fixed
+    0.999, 73 % of the initial weights are still in the average after 310 steps; with the warm-up, 3e-6)."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        d = min(decay, 1.0 - (1.0 + float(n_averaged)) ** -power)  # one sync per step, not per tensor
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, 1.0 - d)
+        else:  # integer buffers (batch-norm step counts): the current value
+            torch._foreach_copy_(averaged, current)
+
+    return update
+
+
+class EMA(WeightAveraging):
+    """Exponential moving average of the weights (Lightning's ``WeightAveraging``, timm's warm-up): validation,
+    the checkpoints' ``state_dict`` and so the report, export and calibration use the averaged weights; a resume
+    continues training from the raw ones (``current_model_state``)."""
+
+    def __init__(self, decay: float = 0.998, power: float = 0.75, start_step: int = 0, use_buffers: bool = True):
+        super().__init__(use_buffers=use_buffers, multi_avg_fn=warmup_ema(decay, power))
+        self.start_step = start_step
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        return step_idx is not None and step_idx >= self.start_step
+
+
+PROGRESS_LOGGER = "facemix.progress"  # the epoch lines: always in train.log; on a terminal the progress bar shows
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
+
+
+class _NotOnTerminals(logging.Filter):
+    """Keeps the epoch lines off a console that shows the live progress bar (they still reach train.log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != PROGRESS_LOGGER
+
+
+class EpochLog(pl.Callback):
+    """One line per epoch (and every ``every_n_steps`` steps of a long epoch) in train.log and, when the output is
+    not a terminal (a SLURM job, ``| tee``, ``> file``), on the console: what Keras prints per epoch, so a log tells
+    a slow run from a hung one. Global rank 0 only.
+
+    ``epoch 3/12 · train loss 0.512 acc 0.801 · val loss 0.430 acc 0.842 F1 0.811 (best) · lr 1.0e-04 · 212 img/s ·
+    wait 3% · 1m05s, ETA 9m45s``. Lightning calls a callback's epoch end before the module logs its epoch metrics,
+    so an epoch's line is written when the next epoch starts (or training ends)."""
+
+    def __init__(self, every_n_steps: int = 200) -> None:
+        self.every_n_steps = every_n_steps
+        self._started = 0.0
+        self._epoch_started = 0.0
+        self._pending: int | None = None
+        self._best: float | None = None
+        self._first_epoch: int | None = None
+        self.lines = logging.getLogger(PROGRESS_LOGGER)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if trainer.progress_bar_callback is None:
+            return
+        for handler in logging.getLogger().handlers:
+            stream = getattr(handler, "stream", None)
+            if not isinstance(handler, logging.FileHandler) and stream is not None and stream.isatty():
+                handler.addFilter(_NotOnTerminals())
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._flush(trainer)
+        self._epoch_started = time.perf_counter()
+        self._pending = trainer.current_epoch
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._flush(trainer)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        total = trainer.num_training_batches
+        step = batch_idx + 1
+        if not trainer.is_global_zero or not self.every_n_steps or total <= 2 * self.every_n_steps:
+            return
+        if step % self.every_n_steps == 0 and step < total:
+            spent = time.perf_counter() - self._epoch_started
+            loss = trainer.callback_metrics.get("loss")
+            self.lines.info(
+                "epoch %d/%s · step %d/%d · loss %s · epoch ETA %s",
+                trainer.current_epoch + 1, trainer.max_epochs, step, total,
+                f"{float(loss):.3f}" if loss is not None else "-", _duration(spent / step * (total - step)),
+            )  # fmt: skip
+
+    def _flush(self, trainer: pl.Trainer) -> None:
+        if self._pending is None or not trainer.is_global_zero:
+            return
+        epoch, self._pending = self._pending, None
+        m = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        f1 = m.get("val/f1_macro")
+        best = f1 is not None and (self._best is None or f1 > self._best)
+        self._best = f1 if best else self._best
+        elapsed = time.perf_counter() - self._started
+        if self._first_epoch is None:  # a resumed run starts at its next epoch: the ETA counts from there
+            self._first_epoch = epoch
+        done = epoch + 1 - self._first_epoch
+        left = (trainer.max_epochs - epoch - 1) if trainer.max_epochs and trainer.max_epochs > 0 else 0
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        parts = [
+            f"epoch {epoch + 1}/{trainer.max_epochs}",
+            _metrics("train", m),
+            _metrics("val", m) + (" (best)" if best else ""),
+            f"lr {lr:.1e}" if lr is not None else "",
+            f"{m['perf/train_images_per_s']:.0f} img/s" if "perf/train_images_per_s" in m else "",
+            f"wait {m['perf/data_wait_fraction']:.0%}" if "perf/data_wait_fraction" in m else "",
+            f"{_duration(elapsed)}, ETA {_duration(elapsed / max(1, done) * left)}",
+        ]
+        self.lines.info(" · ".join(p for p in parts if p))
+
+
+def _metrics(stage: str, m: dict[str, float]) -> str:
+    shown = [(name, m.get(f"{stage}/{key}")) for name, key in (("loss", "loss"), ("acc", "acc"), ("F1", "f1_macro"))]
+    values = " ".join(f"{name} {value:.3f}" for name, value in shown if value is not None)
+    return f"{stage} {values}" if values else ""
+
+
+class ModelSummaryLine(pl.Callback):
+    """One line instead of Lightning's model table: network, parameters (trainable / frozen), size, input."""
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        params = list(pl_module.parameters())
+        total = sum(p.numel() for p in params)
+        trainable = sum(p.numel() for p in params if p.requires_grad)
+        megabytes = sum(p.numel() * p.element_size() for p in params) / 2**20
+        hp = pl_module.hparams
+        logging.getLogger("facemix.train").info(
+            "model %s: %s parameters (%s trainable), %.1f MB; %d classes at %s px, precision %s",
+            hp.get("name"), f"{total:,}", f"{trainable:,}", megabytes, hp.get("num_classes"), hp.get("image_size"),
+            trainer.precision,
+        )  # fmt: skip

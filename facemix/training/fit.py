@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
@@ -21,14 +22,17 @@ from facemix.evaluation.calibrate import calibrate_checkpoint
 from facemix.evaluation.evaluate import evaluate_module
 from facemix.evaluation.report import Evaluation, ReportOptions
 from facemix.evaluation.sets import EvaluationSet
-from facemix.models.checkpoints import checkpoint_epoch, load_checkpoint, load_module
+from facemix.models.checkpoints import average_checkpoints, checkpoint_epoch, load_checkpoint, load_module
 from facemix.reports.dataset_card import render_card_figures
+from facemix.reports.pages import write_run_page
 from facemix.run.distributed import is_rank_zero, one_job_for_ddp
+from facemix.run.quiet import quiet_libraries
 from facemix.run.resume import resume_checkpoint
 from facemix.run.rundir import RunDir
 from facemix.training.build import build_datamodule, build_module, build_trainer, preprocessing_of
 from facemix.training.callbacks import DataWaitMonitor
 from facemix.training.loggers import log_run_end, log_run_start, run_params
+from facemix.training.lr_find import find_learning_rate
 from facemix.training.speed import speed_settings
 
 log = logging.getLogger("facemix.train")
@@ -64,6 +68,7 @@ def _check_resumed_architecture(resume_from: str, cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> float | None:
     """Fit, evaluate the best checkpoint, write the report; return ``cfg.optimized_metric`` (for sweepers)."""
     run = RunDir(cfg.paths.output_dir)
+    quiet_libraries(bool(cfg.get("verbose")))
     validate_config(cfg)
     resume_from = resume_checkpoint(cfg.get("ckpt_path"), run.path)
     _guard_run_dir(run, resuming=resume_from is not None)
@@ -100,18 +105,20 @@ def fit_and_report(cfg: DictConfig, run: RunDir, resume_from: str | None) -> flo
     params = run_params(*hydra_runtime(), cfg.seed, tags)
     if is_rank_zero():
         log_run_start(trainer.loggers, params, tags)
+    lr_found = None if resume_from else find_learning_rate(cfg, trainer, module, datamodule, run)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         render_card_figures(run.card_json, run.card_figure, run.label_conflicts_figure)
-        evaluation, calibrated = report_best(cfg, run, trainer, module, datamodule)
-        report = report_metrics(evaluation, classes)
+        reported = report_best(cfg, run, trainer, module, datamodule)
+        report = report_metrics(reported.evaluation, classes)
         metrics.update(report)
         for logger in trainer.loggers:
             logger.log_metrics(report, step=trainer.global_step)
-        summary = summary_of(cfg, trainer, module, speed, evaluation, calibrated, metrics, started)
-        summary["preprocessing"] = prep.as_dict()
+        summary = summary_of(cfg, trainer, module, speed, reported, metrics, started)
+        summary |= {"preprocessing": prep.as_dict(), "lr_find": lr_found}
         run.write_summary(summary)
+        write_run_page(run)
         run.clear_failure()
         final = {"val_f1_best": summary["val_f1_best"], **{k.replace("/", "_"): v for k, v in report.items()}}
         final.pop("test_loss")
@@ -124,11 +131,36 @@ def _best_checkpoint(trainer: pl.Trainer) -> str:
     return trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
 
 
-def report_best(cfg: DictConfig, run: RunDir, trainer, module, datamodule) -> tuple[Evaluation, dict | None]:
-    """One pass of the best checkpoint over the report split, from the dataset training serves (cached pixels);
-    ``calibrate=true`` fits its temperature on val first. debug=fdr (fast_dev_run) writes no checkpoint: the report
-    is of the weights in memory."""
-    best = _best_checkpoint(trainer)
+@dataclass(frozen=True)
+class Reported:
+    """What the run reports: the evaluation of which checkpoint, calibrated how, averaged from which."""
+
+    evaluation: Evaluation
+    checkpoint: str  # "" when the report is of the weights in memory (debug=fdr writes no checkpoint)
+    calibration: dict | None = None
+    averaged_from: list[str] | None = None
+
+
+def _average_best(trainer: pl.Trainer, run: RunDir, k: int) -> tuple[str, list[str]]:
+    """``average_top_k=k``: the mean of the k best checkpoints the checkpoint callback kept (fewer if it kept
+    fewer), as a checkpoint of its own."""
+    callback = trainer.checkpoint_callback
+    scores = {path: float(score) for path, score in callback.best_k_models.items()}
+    ranked = sorted(scores, key=scores.__getitem__, reverse=callback.mode == "max")[:k]
+    if len(ranked) < k:
+        log.warning("average_top_k=%d: only %d checkpoints were kept; averaging those", k, len(ranked))
+    averaged = average_checkpoints(ranked, run.averaged_checkpoint(k))
+    log.info("reporting the mean of the %d best checkpoints: %s", len(ranked), averaged)
+    return str(averaged), ranked
+
+
+def report_best(cfg: DictConfig, run: RunDir, trainer, module, datamodule) -> Reported:
+    """One pass of the best checkpoint (or the mean of the best k) over the report split, from the dataset training
+    serves (cached pixels); ``calibrate=true`` fits its temperature on val first. debug=fdr (fast_dev_run) writes
+    no checkpoint: the report is of the weights in memory."""
+    best, averaged_from = _best_checkpoint(trainer), None
+    if best and (cfg.get("average_top_k") or 0) >= 2:
+        best, averaged_from = _average_best(trainer, run, int(cfg.average_top_k))
     calibrated = None
     if best and cfg.get("calibrate"):
         calibrated = calibrate_checkpoint(best, "val", num_workers=cfg.data.num_workers)
@@ -137,7 +169,7 @@ def report_best(cfg: DictConfig, run: RunDir, trainer, module, datamodule) -> tu
     data = EvaluationSet(served.samples, served, split)
     options = ReportOptions.from_config(cfg.report, num_workers=cfg.data.num_workers)
     evaluated = load_module(best) if best else module
-    return evaluate_module(evaluated, data, run.report, options, run), calibrated
+    return Reported(evaluate_module(evaluated, data, run.report, options, run), best, calibrated, averaged_from)
 
 
 def report_metrics(evaluation: Evaluation, classes) -> dict[str, float]:
@@ -156,16 +188,17 @@ def _best_score(trainer: pl.Trainer) -> float | None:
     return float(score) if score is not None else None
 
 
-def summary_of(cfg, trainer, module, speed, evaluation: Evaluation, calibrated, metrics, started) -> dict:
+def summary_of(cfg, trainer, module, speed, reported: Reported, metrics, started) -> dict:
     """``summary.json``: what the run was, how it went and what its report says, for people and facemix-compare."""
-    best = _best_checkpoint(trainer)
+    best = reported.checkpoint
     wait = next((c for c in trainer.callbacks if isinstance(c, DataWaitMonitor)), None)
     return {
         "run_name": cfg.get("run_name"),
         "tags": [str(t) for t in cfg.get("tags") or []],
-        "best_checkpoint": best,
+        "best_checkpoint": best,  # the one reported: with average_top_k, the averaged checkpoint
+        "averaged_from": reported.averaged_from,
         "class_names": list(module.class_names),
-        "report_split": evaluation.split,
+        "report_split": reported.evaluation.split,
         "best_epoch": checkpoint_epoch(best) if best else None,
         "val_f1_best": _best_score(trainer),
         "parameters": sum(p.numel() for p in module.parameters()),
@@ -176,8 +209,8 @@ def summary_of(cfg, trainer, module, speed, evaluation: Evaluation, calibrated, 
         "data_wait_fraction": metrics.get("perf/data_wait_fraction"),  # last epoch's: is the loader keeping up?
         "train_images_per_s": metrics.get("perf/train_images_per_s"),
         "metrics": metrics,
-        "calibration": calibrated,
-        "test_report": evaluation.report,
+        "calibration": reported.calibration,
+        "test_report": reported.evaluation.report,
     }
 
 

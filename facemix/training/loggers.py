@@ -36,8 +36,9 @@ def split_run_tag(key: str) -> tuple[str, str]:
         return head, tail
     if head == "perf":
         return "train", key
-    if key.startswith("lr-"):  # LearningRateMonitor: lr-<optimizer>
-        return "train", "lr" if key.count("-") == 1 else key
+    if key.startswith("lr-"):  # LearningRateMonitor: lr-<optimizer>, lr-<optimizer>/<param group name>
+        optimizer, _, group = key.partition("/")
+        return "train", (f"lr/{group}" if group else "lr") if optimizer.count("-") == 1 else key
     return "", key
 
 

@@ -86,9 +86,12 @@ def _assert_one_ddp_run(run_dir):
 
 
 def test_ddp_on_cpu_writes_one_run_dir(data_dir, tmp_path):
+    """Also with the recipe switches that touch the optimizer and the weights (param groups, dropped gradients,
+    averaged weights, mixed batches): every rank trains the same way."""
     before = _dirs_under(REPO / "outputs")
     run_dir = tmp_path / "run"
-    run_train(*DDP, *tiny_overrides(data_dir, run_dir), fresh_process=True)
+    recipe = ["finetune=discriminative", "averaging=ema", "regularization=mixup"]
+    run_train(*DDP, *recipe, *tiny_overrides(data_dir, run_dir), fresh_process=True)
     _assert_one_ddp_run(run_dir)
     assert _dirs_under(REPO / "outputs") == before  # no rank wandered into a default run dir
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

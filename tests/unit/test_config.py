@@ -84,6 +84,7 @@ def test_metrics_split_into_sub_runs_that_share_a_chart():
     assert split_run_tag("val/f1_fake") == ("val", "f1_fake")
     assert split_run_tag("perf/data_wait_fraction") == ("train", "perf/data_wait_fraction")
     assert split_run_tag("lr-Adam") == ("train", "lr")
+    assert split_run_tag("lr-Adam/backbone") == ("train", "lr/backbone")  # model.finetune: one curve per group
     assert split_run_tag("hparams/test_f1_macro") == ("", "hparams/test_f1_macro")
 
 

@@ -40,3 +40,18 @@ def test_per_source_breakdown_scores_each_source_on_its_own_images():
     # r: real P 2/3 R 1 F1 0.8; fake P 1 R 1/2 F1 2/3
     assert out["r"]["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
     assert out["r"]["classes"]["fake"]["support"] == 2
+
+
+def test_a_sources_macro_f1_counts_only_the_classes_it_has_with_intervals():
+    """The mask set holds no fakes: a mask image called fake is an error of its own class (real's recall drops), but
+    the absent class's F1 of 0 is not averaged in (it was: 0.642 where the two classes scored 0.936 and 0.992)."""
+    from facemix.evaluation.metrics import per_source_breakdown
+
+    y_true = [0] * 10 + [2] * 10
+    y_pred = [0] * 9 + [1] + [2] * 10  # one real image called fake
+    out = per_source_breakdown(["mask"] * 20, y_true, y_pred, ["real", "fake", "masked"], resamples=500)["mask"]
+    real_f1, masked_f1 = 2 * 9 / (2 * 9 + 1), 1.0  # real: TP 9, FN 1; masked: perfect
+    assert out["classes_present"] == ["real", "masked"] and set(out["classes"]) == {"real", "masked"}
+    assert out["macro_f1"] == pytest.approx((real_f1 + masked_f1) / 2)
+    low, high = out["macro_f1_interval"]
+    assert low <= out["macro_f1"] <= high <= 1.0 and out["classes"]["masked"]["f1_interval"] == (1.0, 1.0)

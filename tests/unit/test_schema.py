@@ -33,6 +33,10 @@ def _compose(*overrides: str, name: str = "train"):
     + [[f"debug={p.stem}"] for p in sorted((CONF / "debug").glob("*.yaml"))]
     + [[f"data={p.stem}", "data.root=/somewhere"] for p in sorted((CONF / "data").glob("*.yaml"))]
     + [[f"regularization={p.stem}"] for p in sorted((CONF / "regularization").glob("*.yaml"))]
+    + [[f"averaging={p.stem}"] for p in sorted((CONF / "averaging").glob("*.yaml"))]
+    + [[f"finetune={p.stem}"] for p in sorted((CONF / "finetune").glob("*.yaml"))]
+    + [[f"callbacks={p.stem}"] for p in sorted((CONF / "callbacks").glob("*.yaml"))]
+    + [[f"cv={p.stem}"] for p in sorted((CONF / "cv").glob("*.yaml"))]
     + [["trainer=ddp"], ["trainer=cpu"], ["hparams_search=optuna"], ["debug=overfit"]],
     ids=lambda o: " ".join(o),
 )
@@ -118,3 +122,20 @@ def test_keys_no_shipped_config_holds_are_real_trainer_arguments():
 def test_a_wrong_value_of_a_declared_key_is_refused():
     """The schema is what the checks read: a declared key with a wrong value is named."""
     assert any(p.startswith("report.gallery_size=-1") for p in config_problems(_compose("report.gallery_size=-1")))
+
+
+RECIPE = ["finetune=discriminative", "averaging=ema", "regularization=mixup_cutmix", "augment=trivialaugment"]
+
+
+@pytest.mark.parametrize("model", sorted(p.stem for p in (CONF / "model").glob("[!_]*.yaml")))
+def test_the_recipe_switches_compose_with_every_model(model):
+    """Configs and the module: param groups need a backbone and a head, the mixer its alphas."""
+    from hydra.utils import instantiate
+
+    cfg = _compose(f"model={model}", *RECIPE)
+    assert config_problems(cfg) == []
+    module = instantiate(
+        cfg.model, _recursive_=False, _convert_="all", num_classes=3, class_names=["a", "b", "c"], image_size=64,
+        channels_last=False, compile=False, input_mean=[0.5] * 3, input_std=[0.5] * 3, interpolation="area",
+    )  # fmt: skip
+    assert module.mixer is not None and module.hparams.finetune["lr_mult"] == 10
