@@ -194,6 +194,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "tune": {
         "lr_find": Key(flag, "true or false"),
         "lr_find_apply": Key(flag, "true or false"),
+        "reprobe": Key(flag, "true or false"),
         "lr_find_steps": Key(whole(12, 100_000), "a whole number of steps >= 12 (the finder needs a curve)"),
     },
     "model.finetune": {

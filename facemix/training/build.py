@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from facemix import models
 from facemix.models.preprocessing import Preprocessing, resolve_preprocessing
 from facemix.models.pretrained import uses_pretrained_weights
-from facemix.training.callbacks import ClassWeightsFromTrainSplit
-from facemix.training.speed import Choice
+from facemix.training.callbacks import ClassWeightsFromTrainSplit, ProbeCheck
+from facemix.training.speed import Choice, ProbePlan, multi_process
 
 
 def instantiate_all(group: DictConfig | None) -> list:
@@ -79,5 +79,32 @@ def build_trainer(cfg: DictConfig, speed: dict[str, Choice]) -> pl.Trainer:
     callbacks = instantiate_all(cfg.get("callbacks"))
     if cfg.loss.class_weights == "auto":
         callbacks.append(ClassWeightsFromTrainSplit())
+    if getattr(speed, "promise", None) is not None:  # the probe's promise, checked in the first epoch
+        callbacks.append(ProbeCheck(speed.promise))
     loggers = instantiate_all(cfg.get("logger"))
     return instantiate(cfg.trainer, precision=speed["precision"].value, callbacks=callbacks, logger=loggers or False)
+
+
+def _train_steps(cfg: DictConfig, datamodule) -> int | None:
+    """Training steps the run will take (its train loader's length, the batch limit, the epochs); the data is
+    prepared for it, which training would do first anyway. None when there is no epoch limit."""
+    epochs = cfg.trainer.get("max_epochs")
+    if not isinstance(epochs, int) or epochs < 1:
+        return None
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    batches = len(datamodule.train_dataloader())
+    limit = cfg.trainer.get("limit_train_batches", 1.0)
+    batches = min(batches, limit) if isinstance(limit, int) else int(batches * float(limit))
+    return max(1, batches) * epochs
+
+
+def probe_plan(cfg: DictConfig, datamodule) -> ProbePlan:
+    """What the speed probe may spend: nothing on a debug run; a share of the run's steps otherwise (a run of a few
+    batches cannot pay for one); everything again with ``tune.reprobe=true``."""
+    reprobe = bool((cfg.get("tune") or {}).get("reprobe", False))
+    if cfg.get("task_name") == "debug" or cfg.trainer.get("fast_dev_run") or cfg.trainer.get("overfit_batches"):
+        return ProbePlan(reprobe=reprobe, skip="a debug run")
+    if multi_process(cfg.trainer):  # the ranks never probe: no need to count
+        return ProbePlan(reprobe=reprobe)
+    return ProbePlan(_train_steps(cfg, datamodule), reprobe)

@@ -268,3 +268,33 @@ class ModelSummaryLine(pl.Callback):
             hp.get("name"), f"{total:,}", f"{trainable:,}", megabytes, hp.get("num_classes"), hp.get("image_size"),
             trainer.precision,
         )  # fmt: skip
+
+
+class ProbeCheck(pl.Callback):
+    """The speed probe's promise, checked against the run's first epoch: a probe times a few steps of a warm network
+    on a shared machine, so a noisy reading can promise a setting far faster than it trains. When the first epoch's
+    step-only rate (images per second of training step, the loader's waits left out) falls below ``tolerance`` of
+    the promise, the run says so and drops the cached choice, so the next run on this machine probes again."""
+
+    def __init__(self, promise, tolerance: float = 0.5) -> None:
+        self.promise = promise
+        self.tolerance = tolerance
+        self.checked = False
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        monitor = next((c for c in trainer.callbacks if isinstance(c, DataWaitMonitor)), None)
+        if self.checked or monitor is None or monitor.step <= 0 or not trainer.is_global_zero:
+            return
+        self.checked = True
+        trained = monitor.images / monitor.step
+        if trained >= self.tolerance * self.promise.images_per_s:
+            return
+        from facemix.training.speed import ProbeCache
+
+        logging.getLogger("facemix.train").warning(
+            "the speed probe promised %.0f img/s for %s, the first epoch trained at %.0f img/s (training steps "
+            "alone): the probe's reading was noise or the machine got busier; its cached choice is dropped and the "
+            "next run here probes again (tune.reprobe=true forces it).",
+            self.promise.images_per_s, self.promise.setting, trained,
+        )  # fmt: skip
+        ProbeCache(self.promise.cache_path).drop(self.promise.key)

@@ -29,11 +29,11 @@ from facemix.run.distributed import is_rank_zero, one_job_for_ddp
 from facemix.run.quiet import quiet_libraries
 from facemix.run.resume import resume_checkpoint
 from facemix.run.rundir import RunDir
-from facemix.training.build import build_datamodule, build_module, build_trainer, preprocessing_of
+from facemix.training.build import build_datamodule, build_module, build_trainer, preprocessing_of, probe_plan
 from facemix.training.callbacks import DataWaitMonitor
 from facemix.training.loggers import log_run_end, log_run_start, run_params
 from facemix.training.lr_find import find_learning_rate
-from facemix.training.speed import speed_settings
+from facemix.training.speed import log_speed, speed_settings
 
 log = logging.getLogger("facemix.train")
 
@@ -94,11 +94,11 @@ def fit_and_report(cfg: DictConfig, run: RunDir, resume_from: str | None) -> flo
     prep = preprocessing_of(cfg)
     datamodule = build_datamodule(cfg, prep)
     classes = datamodule.resolve_classes()
+    plan = probe_plan(cfg, datamodule)
     speed = speed_settings(
-        cfg.trainer, cfg.model, prep.image_size, cfg.data.batch_size, len(classes), cfg.paths.get("tuning_cache")
+        cfg.trainer, cfg.model, prep.image_size, cfg.data.batch_size, len(classes), cfg.paths.get("tuning_cache"), plan
     )
-    for name, choice in speed.items():
-        log.info("%s=%s: %s", name, choice.value, choice.reason)
+    log_speed(speed)
     module = build_module(cfg, prep, classes, speed)
     trainer = build_trainer(cfg, speed)
     tags = [str(t) for t in cfg.get("tags") or []]

@@ -8,7 +8,14 @@ fixed default is right everywhere, so ``trainer.precision=auto`` offers what the
 picks among them, cached per machine, model and size so it runs once. Explicit values always win; every choice and
 its reason is logged and written to ``summary.json``.
 
-The decisions are pure functions of a ``Machine`` description, so the CUDA branches are unit-tested on a CPU.
+Why the probe can be trusted on a shared, noisy machine: it times the candidates back to back in several rotated
+rounds and compares them per round (drift cancels in each ratio), and leaves the plain setting only when the other
+wins in every round but one (``decide``); it spends at most ``PROBE_SHARE`` of the run's steps (a debug run or one of
+a few batches does not probe); the run checks the promise against its first epoch and drops a cached choice it
+could not confirm (``facemix.training.callbacks.ProbeCheck``); ``tune.reprobe=true`` times again.
+
+The decisions are pure functions of a ``Machine`` description and of timings, so the CUDA branches and the noise
+rules are unit-tested on a CPU (with a fake timer).
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ import logging
 import platform
 import statistics
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -98,20 +105,20 @@ def choose_compile(machine: Machine) -> Choice:
     return Choice(False, f"{machine.device}: compile warm-up is rarely won back in a CPU run; eager")
 
 
-def _time_steps(net: nn.Module, x: torch.Tensor, precision: str, steps: int) -> list[float]:
+Timer = Callable[[], float]
+
+
+def _time_step(net: nn.Module, x: torch.Tensor, precision: str, timer: Timer) -> float:
+    """One forward + backward at ``precision``, timed by ``timer`` (tests inject a noisy one)."""
     device_type = x.device.type
     dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
-    autocast = precision.endswith("-mixed")
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        with torch.autocast(device_type, dtype=dtype, enabled=autocast):
-            loss = net(x).float().logsumexp(dim=1).mean()
-        loss.backward()
-        if device_type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return times
+    start = timer()
+    with torch.autocast(device_type, dtype=dtype, enabled=precision.endswith("-mixed")):
+        loss = net(x).float().logsumexp(dim=1).mean()
+    loss.backward()
+    if device_type == "cuda":
+        torch.cuda.synchronize()
+    return timer() - start
 
 
 def precision_candidates(machine: Machine, requested: str) -> list[str]:
@@ -124,11 +131,39 @@ def precision_candidates(machine: Machine, requested: str) -> list[str]:
     return ["32-true", rule] if machine.device == "cpu" and rule != "32-true" else [rule]
 
 
-def clear_winner(seconds: dict, baseline, min_gain: float = MIN_GAIN):
-    """The fastest candidate when it beats ``baseline`` (the plainest, most accurate setting) by more than
-    ``min_gain`` of its time; else the baseline: a few percent is what a shared machine drifts by."""
-    fastest = min(seconds, key=seconds.__getitem__)
-    return fastest if seconds[fastest] < seconds[baseline] * (1 - min_gain) else baseline
+MIN_ROUNDS = 3  # fewer paired rounds cannot tell a gain from one noisy reading
+MAX_ROUNDS = 7
+PROBE_SHARE = 0.05  # the probe may cost at most this share of the run's expected training time
+
+
+def robust_gain(base: Sequence[float], other: Sequence[float]) -> float:
+    """How much faster ``other`` is than ``base`` in the round where it looked least good but one: per round the two
+    were timed back to back, so the machine's drift cancels in each ratio; the second-worst ratio survives one
+    noisy round either way (the worst with three rounds or fewer)."""
+    ratios = sorted(b / o for b, o in zip(base, other, strict=True))
+    return ratios[1] if len(ratios) > MIN_ROUNDS else ratios[0]
+
+
+def decide(timings: dict, baseline, min_gain: float = MIN_GAIN):
+    """The candidate to train with: the fastest (by median ratio) of those that beat ``baseline`` (the plainest,
+    most accurate setting) by more than ``min_gain`` in every round but one; the baseline when none does."""
+    winners = {c: robust_gain(timings[baseline], t) for c, t in timings.items() if c != baseline}
+    winners = {c: g for c, g in winners.items() if g > 1 + min_gain}
+    if not winners:
+        return baseline
+    return max(winners, key=lambda c: statistics.median(b / o for b, o in zip(timings[baseline], timings[c])))
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    precision: str
+    channels_last: bool
+    images_per_s: float  # the chosen setting's step-only rate, re-checked against the run's first epoch
+    reason: str
+
+
+def _name(c: tuple[str, bool]) -> str:
+    return f"{c[0]}{' + channels_last' if c[1] else ''}"
 
 
 def probe_speed(
@@ -136,39 +171,38 @@ def probe_speed(
     image_size: int,
     batch_size: int,
     device: str,
-    precisions: list[str],
-    formats: list[bool],
-    steps: int = 2,
-) -> tuple[str, bool, str]:
-    """Time forward + backward of the real network for every (precision, channels_last) candidate, interleaved
-    (A B C D A B C D) so drift of a shared machine hits all alike, after one warm-up step each (oneDNN / cuDNN pick
-    and cache kernels per format and dtype). The first candidate (the most accurate and plainest) is kept unless
-    another is clearly faster. Returns (precision, channels_last, reason)."""
+    candidates: list[tuple[str, bool]],
+    rounds: int = MIN_ROUNDS,
+    timer: Timer = time.perf_counter,
+) -> ProbeResult:
+    """Time forward + backward of the real network for every (precision, channels_last) candidate after one
+    warm-up step each (oneDNN / cuDNN pick and cache kernels per format and dtype), in rounds that visit all of
+    them back to back (rotated, so no candidate always goes first), ``rounds`` times. ``decide`` keeps the first
+    candidate unless another wins clearly."""
     net = build().to(device).train()
     batch = max(2, min(batch_size, 32))
     x = torch.randn(batch, 3, image_size, image_size, device=device)
     layout = {False: torch.contiguous_format, True: torch.channels_last}
-    candidates = [(p, f) for p in precisions for f in formats]
+
+    def step(c: tuple[str, bool]) -> float:
+        net.to(memory_format=layout[c[1]])
+        return _time_step(net, x.contiguous(memory_format=layout[c[1]]), c[0], timer)
+
+    for c in candidates:  # warm-up, not kept
+        step(c)
     timings: dict[tuple[str, bool], list[float]] = {c: [] for c in candidates}
-    for rounds in (1, steps):  # the first pass is the warm-up and is not kept
-        for _ in range(rounds):
-            for precision, channels_last in candidates:
-                net.to(memory_format=layout[channels_last])
-                taken = _time_steps(net, x.contiguous(memory_format=layout[channels_last]), precision, 1)
-                if rounds == steps:
-                    timings[(precision, channels_last)] += taken
+    for r in range(max(rounds, MIN_ROUNDS)):
+        for c in candidates[r % len(candidates) :] + candidates[: r % len(candidates)]:
+            timings[c].append(step(c))
+    chosen = decide(timings, candidates[0])
     median = {c: statistics.median(t) for c, t in timings.items()}
-    baseline = candidates[0]
-    chosen = clear_winner(median, baseline)
-
-    def name(c: tuple[str, bool]) -> str:
-        return f"{c[0]}{' + channels_last' if c[1] else ''}"
-
-    rates = ", ".join(f"{name(c)} {batch / median[c]:.1f}" for c in candidates)
-    reason = f"probe ({rates} img/s): {name(chosen)}"
-    if chosen != baseline:
-        reason += f", {median[baseline] / median[chosen]:.2f}x {name(baseline)}"
-    return chosen[0], chosen[1], reason
+    rates = ", ".join(f"{_name(c)} {batch / median[c]:.1f}" for c in candidates)
+    reason = f"probe of {len(timings[chosen])} rounds ({rates} img/s): {_name(chosen)}"
+    if chosen != candidates[0]:
+        reason += (
+            f", {robust_gain(timings[candidates[0]], timings[chosen]):.2f}x {_name(candidates[0])} in its worse rounds"
+        )
+    return ProbeResult(chosen[0], chosen[1], batch / median[chosen], reason)
 
 
 class ProbeCache:
@@ -194,6 +228,20 @@ class ProbeCache:
                 write_text_atomic(self.path, json.dumps(entries, indent=1, sort_keys=True))
         except OSError as exc:  # a read-only data root: the probe runs again next time, nothing fails
             log.warning("could not save the speed probe to %s (%s); it will run again next time", self.path, exc)
+
+    def drop(self, key: str) -> None:
+        """Forget one entry (a choice the run itself did not confirm): the next run probes again."""
+        if self.path is None or key not in self._read():
+            return
+        from facemix.data.shared import exclusive, write_text_atomic
+
+        try:
+            with exclusive(self.path.with_name(self.path.name + ".lock"), f"the speed probe cache {self.path}"):
+                entries = self._read()
+                entries.pop(key, None)
+                write_text_atomic(self.path, json.dumps(entries, indent=1, sort_keys=True))
+        except OSError as exc:
+            log.warning("could not update the speed probe cache %s (%s)", self.path, exc)
 
     def _read(self) -> dict:
         if self.path is None or not self.path.is_file():
@@ -222,50 +270,98 @@ def _device_count(devices) -> int:
     return int(text) if text.lstrip("-").isdigit() else 1
 
 
-def _multi_process(trainer_cfg) -> bool:
+def multi_process(trainer_cfg) -> bool:
     """Whether the run starts more than one process: then each rank would probe on its own and might disagree."""
     several = _device_count(trainer_cfg.get("devices", 1)) != 1 or (trainer_cfg.get("num_nodes") or 1) > 1
     return several or "ddp" in str(trainer_cfg.get("strategy", ""))
 
 
-def speed_settings(
-    trainer_cfg, model_cfg, image_size: int, batch_size: int, num_classes: int, cache_path: str | Path | None
-) -> dict[str, Choice]:
-    """``precision``, ``channels_last`` and ``compile`` for this run: explicit config values as given, ``auto``
-    decided for this machine (precision and memory format by one timed probe where there is a choice, cached). A
-    multi-process run never probes (its ranks must agree): it uses a cached probe, else the hardware rule and
-    contiguous tensors."""
-    from facemix.models import create
+@dataclass(frozen=True)
+class ProbePlan:
+    """What the run says about probing: its training steps (the probe may cost ``PROBE_SHARE`` of them), whether
+    to ignore the cache (``tune.reprobe``), and a reason not to probe at all (a debug run)."""
 
+    total_steps: int | None = None
+    reprobe: bool = False
+    skip: str | None = None
+
+    def rounds(self, candidates: int) -> int:
+        """Rounds the budget allows after one warm-up step per candidate (0: too short a run to pay for a probe)."""
+        if self.total_steps is None:
+            return MIN_ROUNDS
+        affordable = int(PROBE_SHARE * self.total_steps / candidates) - 1
+        return min(MAX_ROUNDS, affordable) if affordable >= MIN_ROUNDS else 0
+
+
+@dataclass(frozen=True)
+class Promise:
+    """What a probe (or its cache entry) said the chosen setting trains at, for the run to check."""
+
+    key: str
+    cache_path: str | None
+    images_per_s: float
+    setting: str
+
+
+class Speed(dict):
+    """``{"precision": Choice, "channels_last": Choice, "compile": Choice}``, and the probe's promise."""
+
+    promise: Promise | None = None
+
+
+def _options(model_cfg) -> dict:
+    raw = model_cfg.get("options")
+    return OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else dict(raw or {})
+
+
+def speed_settings(
+    trainer_cfg, model_cfg, image_size: int, batch_size: int, num_classes: int, cache_path, plan: ProbePlan
+) -> Speed:
+    """``precision``, ``channels_last`` and ``compile`` for this run: explicit config values as given, ``auto``
+    decided for this machine (precision and memory format by a timed probe where there is a choice, cached). A
+    multi-process run never probes (its ranks must agree), nor does a debug run or one too short to pay for it:
+    they use a cached probe, else the hardware rule and contiguous tensors."""
     machine = detect_machine(trainer_cfg.get("accelerator"))
     given = "set in the config"
-    requested_precision = str(trainer_cfg.get("precision"))
-    requested_format = model_cfg.get("channels_last")
+    requested_precision, requested_format = str(trainer_cfg.get("precision")), model_cfg.get("channels_last")
     compile_ = model_cfg.get("compile")
     settings = {"compile": choose_compile(machine) if compile_ == AUTO else Choice(bool(compile_), given)}
     precisions = precision_candidates(machine, requested_precision)
     formats = [False, True] if requested_format == AUTO else [bool(requested_format)]
+    candidates = [(p, f) for p in precisions for f in formats]
 
-    def as_choices(precision: str, channels_last: bool, reason: str) -> dict[str, Choice]:
-        return {
-            "precision": Choice(precision, reason if requested_precision == AUTO else given),
-            "channels_last": Choice(channels_last, reason if requested_format == AUTO else given),
-        }
+    def speed(precision: str, channels_last: bool, reason: str, promise: Promise | None = None) -> Speed:
+        out = Speed(settings)
+        out["precision"] = Choice(precision, reason if requested_precision == AUTO else given)
+        out["channels_last"] = Choice(channels_last, reason if requested_format == AUTO else given)
+        out.promise = promise
+        return out
 
-    if len(precisions) * len(formats) == 1:
-        reason = choose_precision(machine).reason if requested_precision == AUTO else given
-        return {**as_choices(precisions[0], formats[0], reason), **settings}
-    raw = model_cfg.get("options")
-    options = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else dict(raw or {})
-    key = probe_key(machine, model_cfg.name, options, image_size, batch_size, f"{precisions}x{formats}")
+    if len(candidates) == 1:
+        return speed(*candidates[0], choose_precision(machine).reason if requested_precision == AUTO else given)
+    key = probe_key(machine, model_cfg.name, _options(model_cfg), image_size, batch_size, f"{precisions}x{formats}")
     cache = ProbeCache(cache_path)
-    cached = cache.get(key)
+    cached = None if plan.reprobe else cache.get(key)
     if cached is not None:
-        precision, channels_last = cached.value
-        return {**as_choices(precision, channels_last, cached.reason), **settings}
-    if _multi_process(trainer_cfg):
-        reason = "multi-process run: no probe (ranks must agree); the hardware rule, contiguous tensors"
-        return {**as_choices(precisions[-1], formats[0], reason), **settings}
+        precision, channels_last, *rate = cached.value
+        promise = Promise(key, cache_path, rate[0], _name((precision, channels_last))) if rate else None
+        return speed(precision, channels_last, cached.reason, promise)
+    rounds = plan.rounds(len(candidates))
+    why_not = "multi-process run (ranks must agree)" if multi_process(trainer_cfg) else plan.skip
+    if why_not is None and rounds == 0:
+        why_not = f"a run of {plan.total_steps} steps is too short to pay for a probe ({PROBE_SHARE:.0%} budget)"
+    if why_not:
+        return speed(precisions[-1], formats[0], f"no probe: {why_not}; the hardware rule, contiguous tensors")
+    result = _probe(model_cfg, num_classes, image_size, batch_size, machine.device, candidates, rounds)
+    cache.put(key, Choice([result.precision, result.channels_last, result.images_per_s], result.reason))
+    promise = Promise(key, cache_path, result.images_per_s, _name((result.precision, result.channels_last)))
+    return speed(result.precision, result.channels_last, result.reason, promise)
+
+
+def _probe(model_cfg, num_classes, image_size, batch_size, device, candidates, rounds: int) -> ProbeResult:
+    from facemix.models import create
+
+    options = _options(model_cfg)
 
     def build() -> nn.Module:  # the network as the run builds it, random weights (the timing is the same)
         freeze = bool(model_cfg.get("freeze_backbone", False))
@@ -273,9 +369,14 @@ def speed_settings(
 
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):  # the run's seeded initialisation must not depend on the cache
-        precision, channels_last, reason = probe_speed(
-            build, image_size, batch_size, machine.device, precisions, formats
-        )
-    reason = f"{reason}; probe took {time.perf_counter() - started:.1f} s"
-    cache.put(key, Choice([precision, channels_last], reason))
-    return {**as_choices(precision, channels_last, reason), **settings}
+        result = probe_speed(build, image_size, batch_size, device, candidates, rounds)
+    return replace(result, reason=f"{result.reason}; probe took {time.perf_counter() - started:.1f} s")
+
+
+def log_speed(speed: Speed) -> None:
+    """One line per distinct reason (precision and memory format usually share the probe's)."""
+    by_reason: dict[str, list[str]] = {}
+    for name, choice in speed.items():
+        by_reason.setdefault(choice.reason, []).append(f"{name}={choice.value}")
+    for reason, choices in by_reason.items():
+        log.info("speed: %s (%s)", ", ".join(choices), reason)

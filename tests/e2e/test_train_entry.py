@@ -91,9 +91,20 @@ def test_fresh_demo_then_loader_worker_processes(tmp_path):
     run_dir = tmp_path / "run"
     overrides = tiny_overrides(tmp_path / "fresh_data", run_dir)
     overrides = [o for o in overrides if not o.startswith("data.num_workers")]
-    run_train(
-        "model=simple_cnn", *overrides, "data.num_workers=2", "trainer.max_epochs=1", timeout=240, fresh_process=True
+    result = run_train(
+        "model=simple_cnn", *overrides, "data.num_workers=2", "trainer.max_epochs=2", timeout=240, fresh_process=True
     )
+    # stdout is a pipe here (as under SLURM or `| tee`): one line per epoch there and in train.log, no library noise
+    console = result.stdout + result.stderr
+    for text in (console, (run_dir / "train.log").read_text()):
+        assert [line.split(" · ")[0].rsplit(" ", 1)[-1] for line in text.splitlines() if " - epoch " in line] == [
+            "1/2",
+            "2/2",
+        ]
+    for noise in ("litlogger", "LeafSpec", "was configured so 100%", "not supported by the model summary", "FLOPs"):
+        assert noise not in console, noise
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert "too short to pay for a probe" in summary["speed_settings"]["channels_last"]["reason"]
     assert (tmp_path / "fresh_data" / "demo_faces" / "scale_0.02_seed_0" / "DEMO.json").exists()
     assert count_tiles(run_dir / "augment_preview.png") == 3 * 8  # 8 augmented train images per class
     assert (run_dir / "classification_report.json").exists()
