@@ -131,7 +131,7 @@ def main() -> None:
             f"{cv.name}: OOF macro F1 {oof['value']:.3f} [{oof['low']:.3f}, {oof['high']:.3f}] over "
             f"{summary['images']} images (width {oof['high'] - oof['low']:.3f}); fold 0 alone "
             f"{one['value']:.3f} [{one['low']:.3f}, {one['high']:.3f}] over {fold0['macro avg']['support']} "
-            f"(width {one['high'] - one['low']:.3f}); per fold: {[round(f['macro f1'], 3) for f in summary['per_fold']]}"
+            f"(width {one['high'] - one['low']:.3f}); per fold: {[round(f['macro f1'], 3) for f in summary['per_fold']]}"  # noqa: E501
         )
         print(f"  label issues: {json.dumps(finder_scores(cv / 'label_issues.csv', moved))}")
     if len(values.split(",")) > 1:

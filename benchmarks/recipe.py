@@ -66,7 +66,7 @@ def paired(results: dict[str, dict], work: Path) -> dict[str, str]:
     )  # fmt: skip
     rows = [line for line in out.stdout.split("Paired differences", 1)[-1].splitlines() if line.startswith("| ")][2:]
     deltas = {}
-    for row, (name, result) in zip(rows, [(n, r) for n, r in results.items() if n != "default"], strict=False):
+    for row, name in zip(rows, [n for n in results if n != "default"], strict=False):
         cells = [c.strip() for c in row.strip("|").split("|")]
         deltas[name] = cells[4]  # run | vs baseline | images | Δ accuracy | Δ macro f1 ...
     return deltas

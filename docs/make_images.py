@@ -2,13 +2,16 @@
 
 Without RUN_DIR it first runs ``facemix-train`` with the defaults (the README's main job, ~5 minutes on 2 CPU cores)
 and takes the figures from that run.
-The PNGs are shrunk to at most 900 px and 128 colours so the repository stays small.
+The PNGs are shrunk to at most 900 px and 128 colours so the repository stays small. ``report.png`` is the run's
+``report.html`` as headless Chromium draws it (skipped where Chromium is not installed).
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from PIL import Image
@@ -22,6 +25,24 @@ def latest_run(outputs: Path) -> Path:
     if not runs:
         raise SystemExit(f"no finished run under {outputs}")
     return runs[-1]
+
+
+def screenshot(page: Path, target: Path) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        print("no chromium: report.png not redrawn")
+        return
+    with tempfile.TemporaryDirectory() as profile:
+        shot = Path(profile) / "shot.png"
+        subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--window-size=1100,1400",
+             f"--screenshot={shot}", page.as_uri()],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        with Image.open(shot) as image:
+            image.convert("RGB").quantize(colors=128).save(target, optimize=True)
+    print(f"{target} <- {page}")
 
 
 def main(argv: list[str]) -> None:
@@ -38,6 +59,7 @@ def main(argv: list[str]) -> None:
             image.thumbnail((900, 900))
             image.quantize(colors=128).save(out / name, optimize=True)  # a palette PNG: a fraction of the bytes
         print(f"{out / name} <- {run_dir / name}")
+    screenshot(run_dir / "report.html", out / "report.png")
 
 
 if __name__ == "__main__":

@@ -33,12 +33,32 @@ _USER_OS_ERRORS = {
 }
 
 
+def _file_system(path: str | None) -> str:
+    """`` (the file system at /mnt/x, 12 MB free)`` for a path, or ``""`` when it cannot be told."""
+    import os
+
+    if not path:
+        return ""
+    try:
+        folder = os.path.abspath(path)
+        while not os.path.ismount(folder) and os.path.dirname(folder) != folder:
+            folder = os.path.dirname(folder)
+        stat = os.statvfs(folder)
+        return f" (the file system at {folder}, {stat.f_bavail * stat.f_frsize / 2**20:.1f} MB free)"
+    except OSError:
+        return ""
+
+
 def _os_user_error(exc: OSError) -> FacemixConfigError | None:
-    advice = _USER_OS_ERRORS.get(exc.errno)
+    code = exc.errno
+    if code is None and "requested and" in str(exc) and "written" in str(exc):
+        code = errno.ENOSPC  # numpy's short write (tofile / np.save) on a full disk: no errno of its own
+    advice = _USER_OS_ERRORS.get(code)
     if advice is None:
         return None
     where = exc.filename or "a file"
-    return FacemixConfigError(f"{where}: {exc.strerror or exc}. {advice[0].upper()}{advice[1:]}.")
+    place = _file_system(exc.filename) if code == errno.ENOSPC else ""
+    return FacemixConfigError(f"{where}: {exc.strerror or exc}{place}. {advice[0].upper()}{advice[1:]}.")
 
 
 def library_reason(exc: BaseException, limit: int = 400) -> str:
@@ -50,12 +70,23 @@ def library_reason(exc: BaseException, limit: int = 400) -> str:
     return " ".join(line for line in lines if line and not line.startswith("For further"))[:limit].rstrip(".")
 
 
+def _from_worker(exc: BaseException) -> BaseException:
+    """A user error raised in a DataLoader worker arrives re-raised with the worker's whole traceback as its text
+    ("Caught FacemixConfigError in DataLoader worker process 0. Original Traceback ..."): keep its own message."""
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return exc
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return type(exc)(last.split(": ", 1)[1] if ": " in last else last)
+
+
 def find_user_error(exc: BaseException) -> BaseException | None:
-    """The user-facing error behind ``exc``, looking through wrappers (Hydra's instantiate wraps what it raises)."""
+    """The user-facing error behind ``exc``, looking through wrappers (Hydra's instantiate wraps what it raises,
+    a DataLoader re-raises what its workers did)."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, USER_ERRORS):
-            return exc
+            return _from_worker(exc)
         if isinstance(exc, OSError) and (os_error := _os_user_error(exc)) is not None:
             return os_error
         seen.add(id(exc))

@@ -176,6 +176,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
             "null or an existing CSV with a path column (a cross-validation's label_issues.csv, edited)",
         ),
         "cache": Key(flag, "true or false"),
+        "verify": Key(one_of("mtime", "sha1"), "mtime (trust size + modification time) or sha1 (hash every file)"),
         "keep_source_splits": Key(flag, "true or false"),
     },
     "data.offline": {
@@ -348,6 +349,28 @@ def _averaging_problem(cfg: DictConfig) -> str | None:
     return None
 
 
+def _sources_problems(cfg: DictConfig) -> list[str]:
+    """The data sources resolve (a folder named with ``${...}`` does not: Hydra reads it as an interpolation) and
+    each is a source (root, layout, a label_map of folder -> class name)."""
+    node = OmegaConf.select(cfg, "data.sources", default=None)
+    if node is None:
+        return []
+    try:
+        sources = OmegaConf.to_container(node, resolve=True)
+    except Exception as exc:
+        return [
+            f"data.sources cannot be resolved ({library_reason(exc, 200)}); a path with '${{' is read as an "
+            "interpolation: rename or symlink the folder to a name without it"
+        ]
+    from facemix.data.manifest import specs_from_config
+
+    try:
+        specs_from_config(sources)
+    except FacemixConfigError as exc:
+        return [str(exc).rstrip(".")]
+    return []
+
+
 def _class_weights_problem(cfg: DictConfig) -> str | None:
     weights = _value(cfg, "loss.class_weights")
     if weights is _ABSENT or weights is None or weights == "auto":
@@ -426,6 +449,7 @@ def config_problems(cfg: DictConfig, rules: Sequence[Rule] = RULES) -> list[str]
         if problem is not None:
             problems.append(problem)
     problems += _ops_problems(cfg)
+    problems += _sources_problems(cfg)
     if not any(p.startswith(("model.optimizer", "model.scheduler")) for p in problems):  # e.g. a negative lr:
         problems += _optimization_problems(cfg)  # already named by its rule; torch would only repeat it
     size, cache_size = _value(cfg, "data.image_size"), _value(cfg, "data.cache_size")

@@ -31,9 +31,29 @@ CACHE_VERSION = 2  # bump when decoding, resizing or the index changes (2: immut
 _CHUNK = 32
 
 
-def _fingerprint(path: str) -> list[int]:
+def _fingerprint(path: str, verify: str = "mtime") -> list:
+    """What the cache trusts a file by: its size and modification time (``verify=mtime``, free), or its size and
+    SHA-1 (``verify=sha1``: reads every file, and catches a picture replaced with its old mtime, as ``cp -p`` or
+    ``rsync -a`` do)."""
     st = os.stat(path)
+    if verify == "sha1":
+        digest = hashlib.sha1()
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+        return [st.st_size, digest.hexdigest()]
     return [st.st_size, st.st_mtime_ns]
+
+
+def _fingerprints(paths: Sequence[str], verify: str) -> dict[str, list]:
+    try:
+        return {p: _fingerprint(p, verify) for p in paths}
+    except FileNotFoundError as exc:
+        raise FacemixConfigError(
+            f"{exc.filename} is in the run's manifest but no longer on disk: it was moved or removed after the "
+            "manifest was written. Restore it (a resumed run keeps the data it started with), or start a new run so "
+            "the scan sees the current files."
+        ) from None
 
 
 def cache_key(paths: Sequence[str], size: int, interpolation: str = "area") -> str:
@@ -98,6 +118,26 @@ def _read_index(index_path: Path) -> dict | None:
     return index if index.get("version") == CACHE_VERSION else None
 
 
+def _array_problem(array_path: Path, shape: tuple[int, ...]) -> str | None:
+    """Why a published array cannot be used (missing, truncated, another shape), or None: checked before trusting
+    it, so a damaged file is rebuilt instead of failing every run on the data root."""
+    try:
+        array = np.load(array_path, mmap_mode="r")
+    except (OSError, ValueError) as exc:  # "mmap length is greater than file size", a bad header
+        return f"{type(exc).__name__}: {exc}"
+    return None if array.shape == shape and array.dtype == np.uint8 else f"shape {array.shape}, not {shape}"
+
+
+def _start_array(path: Path, shape: tuple[int, ...], previous: Path | None) -> None:
+    """Create the array a build fills, holding the previous build's pixels where there is one (same key, same
+    paths, same order), so only missing or changed slots are decoded again."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    if previous is not None:
+        array[:] = np.load(previous, mmap_mode="r")
+    array.flush()
+    del array
+
+
 def build_cache(
     paths: Sequence[str],
     size: int,
@@ -105,6 +145,7 @@ def build_cache(
     interpolation: str = "area",
     workers: int | None = None,
     progress: bool = True,
+    verify: str = "mtime",
 ) -> DecodedImages:
     """Open the cache for ``paths`` at ``size``, decoding only missing or changed images (all cores, progress bar).
 
@@ -117,25 +158,29 @@ def build_cache(
     key = cache_key(paths, size, interpolation)
     index_path = cache_dir / f"{key}.json"
     slots = {p: i for i, p in enumerate(paths)}
-    current = {p: _fingerprint(p) for p in paths}
+    current = _fingerprints(paths, verify)
     decoded = 0
+
+    shape = (len(paths), size, size, 3)
 
     def is_built() -> bool:
         index = _read_index(index_path)
-        return bool(index) and index["fingerprints"] == current and (cache_dir / index["array"]).exists()
+        if not index or index["fingerprints"] != current:
+            return False
+        problem = _array_problem(cache_dir / index["array"], shape)
+        if problem:
+            log.warning("image cache %s is damaged (%s): rebuilding it", cache_dir / index["array"], problem)
+        return problem is None
 
     def build() -> None:
         nonlocal decoded
         remove_leftovers(cache_dir / f"{key}.npy")
         old = _read_index(index_path)
         old_array = cache_dir / old["array"] if old else None
-        keep = old["fingerprints"] if old and old_array.exists() else {}
+        usable = old is not None and _array_problem(old_array, shape) is None
+        keep = old["fingerprints"] if usable else {}
         tmp = private_name(cache_dir / f"{key}.npy")
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
-        if keep:  # unchanged slots from the previous build: same key, same paths, same order
-            array[:] = np.load(old_array, mmap_mode="r")
-        array.flush()
-        del array
+        _start_array(tmp, shape, old_array if keep else None)
         todo = [(slots[p], p) for p in paths if keep.get(p) != current[p]]
         decoded = len(todo)
         log.info("image cache %s: decoding %d of %d images at %d px", index_path, len(todo), len(paths), size)

@@ -128,7 +128,9 @@ class FaceMixDataModule(pl.LightningDataModule):
 
     def _open_cache(self, samples, progress: bool = False) -> DecodedImages:
         paths = [s.path for s in samples if s.split in SPLITS]
-        return build_cache(paths, self.cache_size, self.cache_dir, self.interpolation, progress=progress)
+        return build_cache(
+            paths, self.cache_size, self.cache_dir, self.interpolation, progress=progress, verify=self.spec.verify
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

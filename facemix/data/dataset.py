@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -12,6 +13,7 @@ from torch.utils.data import Dataset, get_worker_info
 from facemix.data.cache import DecodedImages
 from facemix.data.images import load_rgb
 from facemix.data.manifest import Sample
+from facemix.errors import FacemixConfigError
 
 
 class ManifestDataset(Dataset):
@@ -37,7 +39,13 @@ class ManifestDataset(Dataset):
 
     def __getitem__(self, index: int):
         path = self.samples[index].path
-        image = np.array(self.images[path]) if self.images is not None else load_rgb(path)
+        try:
+            image = np.array(self.images[path]) if self.images is not None else load_rgb(path)
+        except (OSError, ValueError) as exc:  # the scan read it: it changed, moved or vanished since
+            raise FacemixConfigError(
+                f"{path} could not be read ({type(exc).__name__}: {exc}): it was moved, removed or replaced after "
+                "the run's manifest was written. Restore it, or start a new run so the scan sees the current files."
+            ) from None
         return self.transform(image=image)["image"], self.targets[index], index
 
 
@@ -45,7 +53,13 @@ def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: Lightning's seeding of the global generators, plus a distinct, reproducible
     seed for the worker's Albumentations pipeline (each worker would otherwise repeat one augmentation stream, or,
     unseeded, never repeat a run). torch derives ``info.seed`` from the seeded main process; the rank keeps DDP
-    ranks apart."""
+    ranks apart.
+
+    Workers also ignore SIGTERM and SIGINT: a terminal's Ctrl-C and SLURM's SIGTERM go to the whole process group,
+    and a worker dying of it first made the main process fail with "DataLoader worker ... killed by signal" instead
+    of stopping at the next batch with its interrupt record; the main process ends the workers itself."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     pl_worker_init_function(worker_id)
     info = get_worker_info()
     transform = getattr(info.dataset, "transform", None)

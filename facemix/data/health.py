@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from facemix.data.duplicates import FINGERPRINT_BYTES, fingerprint
-from facemix.data.images import load_rgb
+from facemix.data.images import TooManyPixels, check_pixel_count, load_rgb
 from facemix.data.progress import track
 from facemix.data.shared import exclusive, private_name, write_text_atomic
 
@@ -72,17 +72,16 @@ def inspect_image(path: str | Path) -> tuple[ImageInfo, np.ndarray | None]:
         return info, None
     try:
         data = path.read_bytes()
-        with Image.open(path) as im:  # header: format, mode, and the decompression-bomb check
+        with Image.open(path) as im:  # header: format and mode
             info.format, info.mode = im.format or "", im.mode
-            if im.size[0] * im.size[1] > Image.MAX_IMAGE_PIXELS:
-                info.reason = (
-                    f"{im.size[0]}x{im.size[1]} exceeds the decompression-bomb limit of {Image.MAX_IMAGE_PIXELS} pixels"
-                )
-                return info, None
+        check_pixel_count(path)  # the decompression-bomb limit, as every decode applies it
         if _jpeg_truncated(data):
             info.reason = "truncated JPEG (no end-of-image marker)"
             return info, None
         rgb = load_rgb(path)
+    except TooManyPixels as exc:
+        info.reason = str(exc)
+        return info, None
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         info.reason = f"not a readable image: {exc}"
         return info, None
@@ -105,8 +104,9 @@ class ScanCache:
     it merges what other jobs saved meanwhile. ``path=None`` keeps everything in memory.
     """
 
-    def __init__(self, path: str | Path | None) -> None:
+    def __init__(self, path: str | Path | None, verify: str = "mtime") -> None:
         self.path = Path(path) if path else None
+        self.verify = verify  # sha1: an entry is trusted only while the file's bytes hash the same
         self.entries: dict[str, dict] = {}
         self.fingerprints = np.zeros((0, FINGERPRINT_BYTES), np.uint8)
         self._new: list[tuple[ImageInfo, np.ndarray | None]] = []
@@ -120,9 +120,14 @@ class ScanCache:
             meta = json.loads((generation / "meta.json").read_text())
             if meta.get("version") == CACHE_VERSION:
                 fingerprints = np.load(generation / "fingerprints.npy", mmap_mode="r")
-                if fingerprints.shape[1:] == (FINGERPRINT_BYTES,):  # else another layout: rescan
-                    self.entries, self.fingerprints = meta["entries"], fingerprints
-        except (OSError, ValueError, KeyError):  # a damaged cache is only a slower scan
+                rows = [e["row"] for e in meta["entries"].values() if e.get("row") is not None]
+                if fingerprints.shape[1:] != (FINGERPRINT_BYTES,):  # another layout: rescan
+                    return
+                if rows and max(rows) >= len(fingerprints):
+                    raise ValueError(f"{len(fingerprints)} fingerprint rows for entries up to row {max(rows)}")
+                self.entries, self.fingerprints = meta["entries"], fingerprints
+        except (OSError, ValueError, KeyError) as exc:  # a damaged cache is only a slower scan: rebuilt by this one
+            log.warning("scan cache %s is damaged (%s): rescanning, and saving a new one", self.path, exc)
             self.entries, self.fingerprints = {}, np.zeros((0, FINGERPRINT_BYTES), np.uint8)
 
     def get(self, path: Path) -> ImageInfo | None:
@@ -133,7 +138,9 @@ class ScanCache:
             stat = path.stat()
         except OSError:
             return None
-        if entry["size_bytes"] != stat.st_size or entry["mtime_ns"] != stat.st_mtime_ns:
+        if entry["size_bytes"] != stat.st_size or (self.verify != "sha1" and entry["mtime_ns"] != stat.st_mtime_ns):
+            return None
+        if self.verify == "sha1" and hashlib.sha1(path.read_bytes()).hexdigest() != entry.get("sha1"):
             return None
         return ImageInfo(**entry)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import cv2
@@ -25,12 +27,38 @@ def _to_rgb8(img: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+class TooManyPixels(ValueError):
+    """An image whose header claims more pixels than Pillow's decompression-bomb limit (decoding it would take
+    gigabytes); refused before decoding, the same limit for the scan, the loaders and predict."""
+
+
+def check_pixel_count(path: str | Path) -> None:
+    """Read the header's size (Pillow opens lazily: no pixels decoded) and refuse what is over the limit."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+    except Image.DecompressionBombError as exc:  # Pillow refuses twice the limit at the header already
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        claimed = f"{pixels.group(1)} pixels" if pixels else "its size"
+        raise TooManyPixels(
+            f"{claimed} exceeds the decompression-bomb limit of {Image.MAX_IMAGE_PIXELS} pixels"
+        ) from None
+    except Exception:  # not for Pillow to judge (OpenCV may still read it): the decoders say what is wrong
+        return
+    if width * height > Image.MAX_IMAGE_PIXELS:
+        raise TooManyPixels(f"{width}x{height} exceeds the decompression-bomb limit of {Image.MAX_IMAGE_PIXELS} pixels")
+
+
 def load_rgb(path: str | Path) -> np.ndarray:
     """Decode ``path`` to an upright (EXIF applied) H x W x 3 RGB uint8 array.
 
     OpenCV first (fast; applies EXIF orientation to JPEGs; PNGs read unchanged so alpha is composited on white and
-    16-bit is scaled, not clipped); Pillow for what OpenCV cannot read (GIF, odd modes). Raises on a bad file.
+    16-bit is scaled, not clipped); Pillow for what OpenCV cannot read (GIF, AVIF, odd modes). Raises on a bad file,
+    and on one whose header claims more pixels than the limit (``TooManyPixels``), before decoding it.
     """
+    check_pixel_count(path)
     data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode: safe for unicode names
     if data.size:
         is_png = data[:8].tobytes() == PNG_SIGNATURE

@@ -79,6 +79,7 @@ class ManifestBuild:
     infos: dict[str, ImageInfo] = field(default_factory=dict)
     bad_files: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): unreadable, skipped
     label_conflicts: list[list[str]] = field(default_factory=list)  # copies carrying different classes, dropped
+    not_in_classes: dict[str, int] = field(default_factory=dict)  # "source/folder -> class": images left out
 
     @cached_property
     def _infos_by_resolved_path(self) -> dict[str, ImageInfo]:
@@ -110,6 +111,11 @@ def build_manifest(
     scan = _scan_sources(specs, classes)
     by_name = {spec.name: spec for spec in specs}
     wanted = [f for f in scan.files if resolve_label_map(by_name[f.source], f.source_label) in classes]
+    others = Counter(
+        f"{f.source}/{f.source_label} -> {resolve_label_map(by_name[f.source], f.source_label)}"
+        for f in scan.files
+        if resolve_label_map(by_name[f.source], f.source_label) not in classes
+    )
     scan_cache = scan_cache if scan_cache is not None else ScanCache(None)
     infos = scan_images([f.path for f in wanted], scan_cache, progress=progress)
     bad = [(str(f.path), infos[str(f.path)].reason) for f in wanted if not infos[str(f.path)].ok]
@@ -139,7 +145,7 @@ def build_manifest(
             f"data.classes {empty} received no images from any source ({', '.join(sorted(by_name))}). "
             "Check each source's root and label_map, or remove the class from data.classes."
         )
-    return ManifestBuild(samples, scan, infos, bad, conflicts)
+    return ManifestBuild(samples, scan, infos, bad, conflicts, dict(others))
 
 
 def _scan_sources(specs: Sequence[SourceSpec], classes: Sequence[str]) -> SourceScan:

@@ -89,6 +89,7 @@ class DataSpec:
     strict: bool
     duplicates: DuplicateSpec
     harmonize: HarmonizeSpec
+    verify: str  # what the caches trust a file by: mtime (size + modification time) or sha1 (its bytes)
     classes: tuple[str, ...] | None = None
     demo: DemoSpec | None = None
     scan_cache: str | None = None
@@ -173,7 +174,7 @@ def build_run_data(spec: DataSpec, run: RunDir, progress: bool = True) -> RunDat
     built = build_manifest(
         spec.sources,
         classes,
-        ScanCache(spec.scan_cache),
+        ScanCache(spec.scan_cache, spec.verify),
         max_hamming=int(spec.duplicates.max_hamming),
         min_correlation=float(spec.duplicates.min_correlation),
         drop_label_conflicts=spec.duplicates.label_conflicts == "drop",
@@ -227,7 +228,21 @@ def _report_bad_files(built: ManifestBuild, strict: bool) -> None:
     if built.label_conflicts:
         log.warning("dropped %d groups of copies that carry different classes", len(built.label_conflicts))
     for source, labels in built.scan.unmapped_labels.items():
-        log.info("source %s: folders %s are not in its label_map and were left out", source, labels)
+        log.warning("source %s: folders %s are not in its label_map and were left out", source, labels)
+    if built.not_in_classes:  # nothing is left out without a line here
+        listing = ", ".join(f"{k} ({n} images)" for k, n in sorted(built.not_in_classes.items()))
+        log.warning("left out, their classes are not in data.classes: %s", listing)
+    if built.scan.skipped:
+        reasons = Counter(_skip_kind(p, why) for p, why in built.scan.skipped)
+        log.warning(
+            "left out %d files that are not images of a class folder (%s; listed in dataset_card.md)",
+            len(built.scan.skipped),
+            ", ".join(f"{k}: {n}" for k, n in sorted(reasons.items())),
+        )
+
+
+def _skip_kind(path: Path, why: str) -> str:
+    return f"{path.suffix.lower() or 'no extension'} files" if why.startswith("unknown extension") else why
 
 
 def _card(spec: DataSpec, samples: Sequence[Sample], built: ManifestBuild, classes: Sequence[str]) -> dict:
@@ -240,7 +255,7 @@ def _card(spec: DataSpec, samples: Sequence[Sample], built: ManifestBuild, class
     probe = shortcut_probe(shortcut_features(infos), labels, seed=spec.seed)
     after = None
     if spec.harmonize.enabled:  # the same probe on what the model will actually see
-        copies = scan_images([Path(s.path) for s in originals], ScanCache(spec.scan_cache), progress=False)
+        copies = scan_images([Path(s.path) for s in originals], ScanCache(spec.scan_cache, spec.verify), progress=False)
         after = shortcut_probe(shortcut_features([copies[s.path] for s in originals]), labels, seed=spec.seed)
     ignored = [(str(p), why) for p, why in built.scan.skipped]
     source_sizes = [replace(s, width=i.width, height=i.height) for s, i in zip(originals, infos, strict=True)]

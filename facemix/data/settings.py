@@ -8,7 +8,7 @@ import functools
 from typing import Any
 
 # the settings with a default; what the data is (sources, classes, demo) has none outside a config
-SETTINGS = ("split", "keep_source_splits", "balance", "offline", "strict", "duplicates", "harmonize")
+SETTINGS = ("split", "keep_source_splits", "balance", "offline", "strict", "duplicates", "harmonize", "verify")
 
 
 @functools.cache

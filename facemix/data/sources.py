@@ -13,8 +13,19 @@ from pathlib import Path
 
 from facemix.errors import FacemixConfigError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+
+def _image_extensions() -> frozenset[str]:
+    """What facemix reads: OpenCV's common formats, and whatever this Pillow decodes (AVIF in Pillow 11+; HEIC with
+    the pillow-heif plug-in), so a format the libraries can read is never skipped for its extension alone."""
+    from PIL import Image
+
+    pillow = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    return frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"} | pillow)
+
+
+IMAGE_EXTENSIONS = _image_extensions()
 OS_FILES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
+OS_FOLDERS = frozenset({"__macosx"})  # what a zip unpacked on a Mac holds beside the data (resource forks)
 SPLIT_ALIASES = {
     "train": "train",
     "training": "train",
@@ -44,15 +55,37 @@ class SourceSpec:
                 f"data.sources.{name} must have a 'root' and may have 'layout', 'label_map' and 'keep_splits'; got "
                 f"keys {sorted(cfg)}. Fix the source entry in your data config."
             )
-        label_map = cfg.get("label_map")
         keep = cfg.get("keep_splits")
         return cls(
             name,
             Path(str(cfg["root"])).expanduser(),
             str(cfg.get("layout", "imagefolder")),
-            dict(label_map) if label_map is not None else None,
+            _label_map(name, cfg.get("label_map")),
             bool(keep) if keep is not None else None,
         )
+
+
+def _label_map(source: str, given) -> dict[str, str] | None:
+    """``{folder: class}``; folder names that are numbers (``{0: cat}`` from the command line) are the folder names
+    as text. A class must be a name: null, a list, a mapping or an empty text is refused with what to write."""
+    if given is None:
+        return None
+    where = f"data.sources.{source}.label_map"
+    if not isinstance(given, Mapping):
+        raise FacemixConfigError(
+            f"{where} is {given!r}; it maps folder names to class names: {where}='{{with_mask: masked, "
+            "without_mask: real}'. Leave a folder out to skip it."
+        )
+    mapping = {}
+    for folder, target in given.items():
+        if isinstance(target, bool) or not isinstance(target, (str, int, float)) or not str(target).strip():
+            shown = "null" if target is None else repr(target)
+            raise FacemixConfigError(
+                f"{where} maps the folder {folder!r} to {shown}, which is not a class name. Give each folder a "
+                f"class ({where}.{folder}=real), or leave the folder out of the label_map to skip it."
+            )
+        mapping[str(folder)] = str(target).strip()
+    return mapping
 
 
 @dataclass(frozen=True)
@@ -76,10 +109,14 @@ def _is_os_file(name: str) -> bool:
     return name.lower() in OS_FILES or name.startswith("._") or name.startswith(".")
 
 
+def _is_os_folder(name: str) -> bool:
+    return name.startswith(".") or name.lower() in OS_FOLDERS
+
+
 def _walk_images(folder: Path, scan: SourceScan) -> Iterator[Path]:
     """Image files below ``folder`` in sorted order; symlinked folders are not followed (no loops)."""
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not _is_os_folder(d))
         for name in sorted(filenames):
             path = Path(dirpath) / name
             if _is_os_file(name):
@@ -91,7 +128,18 @@ def _walk_images(folder: Path, scan: SourceScan) -> Iterator[Path]:
 
 
 def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not _is_os_folder(p.name))
+    by_case: dict[str, list[str]] = {}
+    for d in dirs:
+        by_case.setdefault(d.name.lower(), []).append(d.name)
+    clash = [names for names in by_case.values() if len(names) > 1]
+    if clash:
+        raise FacemixConfigError(
+            f"{folder} holds folders whose names differ only by case ({'; '.join(', '.join(n) for n in clash)}): "
+            "they would become separate classes. Merge each pair into one folder, or map both to one class with "
+            "the source's label_map (e.g. label_map='{Muffin: muffin, muffin: muffin}')."
+        )
+    return dirs
 
 
 def _imagefolder(root: Path) -> Iterator[tuple[str, str | None, Path]]:
@@ -123,10 +171,18 @@ def _kaggle_realfake(root: Path) -> Iterator[tuple[str, str | None, Path]]:
 
 
 def _auto(root: Path) -> Iterator[tuple[str, str | None, Path]]:
-    """``<split>/<class>/`` when every top folder is a split name (train, val, test, ...), else ``<class>/``."""
+    """``<split>/<class>/`` when every top folder is a split name (train, val, test, ...), else ``<class>/``; a mix
+    (``train/`` holding class folders beside flat class folders) is refused: it would make a class ``train``."""
     tops = _class_dirs(root)
-    is_split = bool(tops) and all(d.name.lower() in SPLIT_ALIASES for d in tops)
-    return _split_folders(root) if is_split else _imagefolder(root)
+    splits = [d for d in tops if d.name.lower() in SPLIT_ALIASES]
+    if splits and len(splits) < len(tops) and any(_class_dirs(d) for d in splits):
+        raise FacemixConfigError(
+            f"{root} mixes split folders ({', '.join(d.name for d in splits)}, holding class folders) with class "
+            f"folders ({', '.join(d.name for d in tops if d not in splits)}): split folders would become a class. "
+            "Move the flat class folders into a split folder (or the split folders' classes out of them), or point "
+            "the source's root at one of the two trees."
+        )
+    return _split_folders(root) if splits and len(splits) == len(tops) else _imagefolder(root)
 
 
 LAYOUTS: dict[str, Callable[[Path], Iterator[tuple[str, str | None, Path]]]] = {
@@ -160,10 +216,13 @@ def source_labels(spec: SourceSpec) -> list[str]:
 def scan_source(spec: SourceSpec, scan: SourceScan | None = None) -> SourceScan:
     """List the usable files of one source; fail fast on config mistakes (missing root, unmatched label-map key)."""
     scan = scan if scan is not None else SourceScan()
+    entries = _layout_entries(spec)
+    tops = sorted(p for p in spec.root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    scan.skipped += [(p, "an image at the top of the source root, outside any class folder") for p in tops]
     found_labels: set[str] = set()
     unmapped: set[str] = set()
     files_per_label: dict[str, int] = {}
-    for label, split, folder in _layout_entries(spec):
+    for label, split, folder in entries:
         found_labels.add(label)
         if spec.label_map is not None and label not in spec.label_map:
             unmapped.add(label)

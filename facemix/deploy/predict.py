@@ -7,13 +7,15 @@ one line and does not stop the rest; the exit code is non-zero only when nothing
 from __future__ import annotations
 
 import csv
-import glob
+import fnmatch
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig
@@ -34,7 +36,7 @@ from facemix.run.quiet import quiet_libraries
 from facemix.run.rundir import PredictionFiles
 
 log = logging.getLogger("facemix.predict")
-DECODE_ERRORS = (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError)
+DECODE_ERRORS = (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError, cv2.error)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,28 @@ class PredictOptions:
         return cls(cfg.top_k, cfg.batch_size, cfg.num_workers, cfg.cam, cfg.get("cam_layer"), cfg.tta)
 
 
+def _walk(folder: Path) -> list[Path]:
+    """Every file below ``folder``, sorted; symlinked folders are not followed (a link to a parent folder would
+    make the walk endless: ``glob('**')`` follows them)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
+    return found
+
+
+def _glob(pattern: str) -> list[Path]:
+    """``glob`` semantics (``*``, ``?``, ``[..]``, ``**`` for any depth, zero included) over ``_walk``."""
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
+    base = Path(*parts[:fixed]) if fixed else Path(".")
+    rest = "/".join(parts[fixed:])
+    if not base.is_dir():
+        return []
+    shapes = {rest, rest.replace("**/", "")}
+    return [p for p in _walk(base) if any(fnmatch.fnmatch(p.relative_to(base).as_posix(), s) for s in shapes)]
+
+
 def resolve_inputs(inputs: str | Sequence[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Files to predict from files, folders (recursive) and globs; plus (path, reason) for what is passed over."""
     items = [inputs] if isinstance(inputs, str) else list(inputs)
@@ -61,13 +85,12 @@ def resolve_inputs(inputs: str | Sequence[str]) -> tuple[list[Path], list[tuple[
     for item in items:
         path = Path(str(item)).expanduser()
         if path.is_dir():
-            for p in sorted(path.rglob("*")):
-                if p.is_file() and not p.name.startswith("."):
-                    (files.append(p) if p.suffix.lower() in IMAGE_EXTENSIONS else skipped.append((p, "not an image")))
+            for p in _walk(path):
+                (files.append(p) if p.suffix.lower() in IMAGE_EXTENSIONS else skipped.append((p, "not an image")))
         elif path.is_file():
             files.append(path)
         else:
-            matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True) if Path(m).is_file())
+            matches = _glob(str(path))
             if not matches:
                 skipped.append((path, "no such file, folder or glob match"))
             files += matches
@@ -165,8 +188,6 @@ def write_predictions(result: dict, out_dir: Path) -> None:
     plain = {k: v for k, v in result.items() if k != "cam_overlays"}
     files.json.write_text(json.dumps(plain, indent=2))
     if overlays is not None:
-        import cv2
-
         files.cam.mkdir(exist_ok=True)
         for k, (row, picture) in enumerate(zip(result["predictions"], overlays, strict=True)):
             name = f"{k:05d}_{Path(row['file']).stem}_{row['top'][0]['class']}.png"

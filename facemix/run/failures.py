@@ -25,6 +25,12 @@ def interrupt_signal(exc: BaseException) -> str | None:
         return "SIGTERM"
     if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
         return "SIGINT"
+    # a loader worker that got the process group's signal before the main process stopped (facemix's own workers
+    # ignore it; a user's or a library's may not)
+    if isinstance(exc, RuntimeError) and "DataLoader worker" in str(exc):
+        for name, words in (("SIGTERM", "killed by signal: Terminated"), ("SIGINT", "killed by signal: Interrupt")):
+            if words in str(exc):
+                return name
     return None
 
 
@@ -85,7 +91,10 @@ def record_failure(run: RunDir, write: bool = True) -> Iterator[None]:
             else:
                 shown = user_error or cause
                 record = {"status": "failed", "error": type(shown).__name__, "message": str(shown)[:4000]}
-            run.write_failure(record)
+            try:
+                run.write_failure(record)
+            except OSError as write_error:  # a full or read-only disk: say so once, keep the original error
+                log.error("could not write %s (%s); the run failed with: %s", run.failure_record, write_error, record)
             if signal_name:
                 log.warning("%s", record["message"])
         if signal_name:

@@ -3,8 +3,8 @@
 Filtered by message at the logger / warnings level (never by redirecting output), so everything else a library says
 still shows: Lightning's cloud-logging tip, its note that ``limit_*_batches=1.0`` means all batches, its own
 deprecation warning about torch's ``LeafSpec``, "not supported by the model summary", the logging-interval note of
-short epochs. facemix prints its own one-line model summary instead of Lightning's table (whose FLOPs column reads 0
-for models without an example input).
+short epochs, the "checkpoint directory exists" note of every resume. facemix prints its own one-line model summary
+instead of Lightning's table (whose FLOPs column reads 0 for models without an example input).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ WARNING_NOISE = (
     r".*is not supported by the model summary.*",
     r"The number of training batches \(\d+\) is smaller than the logging interval.*",
     r".*does not have many workers.*",
+    r"Checkpoint directory .* exists and is not empty.*",  # a resume continues its own run dir on purpose
 )
 
 

@@ -11,13 +11,15 @@ A resumed run writes into the run dir it started in (Hydra fixes the run dir bef
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 
 from facemix.errors import FacemixConfigError
-from facemix.models.checkpoints import checkpoint_epoch
+from facemix.models.checkpoints import checkpoint_epoch, load_checkpoint
 from facemix.run.rundir import RunDir
 
+log = logging.getLogger("facemix.train")
 RESUME_LATEST = "last"
 NEW_RUN_WORDS = ("", "null", "none")  # what a user types for "no checkpoint" (Hydra reads None as a string)
 
@@ -55,19 +57,46 @@ def resume_checkpoint(ckpt_path: str | None, run_dir: str | Path | None) -> str 
         )
     path = Path(str(run_dir if ckpt_path == RESUME_LATEST else ckpt_path)).expanduser()
     if path.is_dir():
-        last = RunDir(path).last_checkpoint
-        if not last.is_file():
-            raise FacemixConfigError(
-                f"ckpt_path={ckpt_path}: {last} does not exist, so there is nothing to resume (the run stopped "
-                "before its first epoch ended, or this is not a run dir). Start a new run, or pass a .ckpt file."
-            )
-        return str(last)
+        return str(newest_loadable(RunDir(path), ckpt_path))
     if not path.exists():
         raise FacemixConfigError(
             f"ckpt_path={ckpt_path} does not exist. Resume with the run dir (ckpt_path=outputs/<date>/<run>) or a "
             ".ckpt inside its checkpoints/ folder; nothing was written."
         )
     return str(path)
+
+
+def _loads(path: Path) -> str | None:
+    """None when the checkpoint opens; else why not (memory-mapped: the weights are not read)."""
+    try:
+        load_checkpoint(path, mmap=True, verify=False)
+    except FacemixConfigError as exc:
+        return str(exc).split(". ")[0]
+    return None
+
+
+def newest_loadable(run: RunDir, ckpt_path: str | None = None) -> Path:
+    """The run's ``last.ckpt``, or when that is missing or damaged (a machine lost mid-write, a copy cut short) the
+    newest of its other checkpoints that opens, with a log line saying so."""
+    last = run.last_checkpoint
+    reason = _loads(last) if last.is_file() else None
+    if last.is_file() and reason is None:
+        return last
+    problem = f"does not load ({reason})" if last.is_file() else "does not exist"
+    others = sorted(
+        (p for p in run.checkpoints.glob("*.ckpt") if p != last),
+        key=lambda p: (p.stat().st_mtime_ns, p.name),
+        reverse=True,
+    ) if run.checkpoints.is_dir() else []  # fmt: skip
+    for candidate in others:
+        if _loads(candidate) is None:
+            log.warning("%s %s; resuming from %s, the newest checkpoint that loads", last, problem, candidate)
+            return candidate
+    raise FacemixConfigError(
+        f"ckpt_path={ckpt_path}: {last} {problem}, so there is nothing to resume (no other checkpoint of the run "
+        "loads either: it stopped before its first epoch ended, or this is not a run dir). Start a new run, or pass "
+        "a .ckpt file."
+    )
 
 
 def resume_point(run: RunDir) -> tuple[str | None, int | None]:
@@ -80,3 +109,28 @@ def resume_point(run: RunDir) -> tuple[str | None, int | None]:
         return str(last), checkpoint_epoch(last) + 1
     except Exception:
         return str(last), None
+
+
+def slurm_restarts() -> int:
+    """How often SLURM requeued this job (``SLURM_RESTART_COUNT``; 0 outside SLURM or on the first start)."""
+    import os
+
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+
+
+def requeued_resume(run: RunDir) -> str | None:
+    """A job SLURM requeued after a preemption or time-out starts again with its first command line, into its own
+    job dir: it continues from the newest checkpoint there that loads (Lightning's mid-epoch ``hpc_ckpt_*.ckpt``
+    when its SIGUSR1 handler wrote one after the last epoch's checkpoint) instead of refusing a dir that holds a
+    run. None for any other start, and for a job requeued before its first checkpoint (a fresh start there)."""
+    if slurm_restarts() < 1 or not run.path.is_dir():
+        return None
+    try:
+        checkpoint = newest_loadable(run)
+    except FacemixConfigError:
+        checkpoint = None
+    hpc = [p for p in run.path.glob("hpc_ckpt_*.ckpt") if _loads(p) is None]
+    newest = max([*hpc, *([checkpoint] if checkpoint else [])], key=lambda p: p.stat().st_mtime_ns, default=None)
+    if newest is not None:
+        log.info("SLURM requeued this job (restart %d): resuming %s", slurm_restarts(), newest)
+    return None if newest is None else str(newest)

@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from facemix.errors import FacemixConfigError
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +221,10 @@ class RunDir:
     # what makes a folder an earlier run that a new one must not write into
     RUN_MARKERS = (".hydra", "checkpoints", "summary.json", "failed.json", "manifest.csv")
     # what a resumed run keeps in place: its log and the description of the data it started with
-    KEPT_ON_RESUME = ("train.log", "manifest.csv", "dataset_card.md", "dataset_card.png", "dataset_card.json")
+    KEPT_ON_RESUME = (
+        "train.log", "manifest.csv", "dataset_card.md", "dataset_card.png", "dataset_card.json", ".writer.lock",
+        ".writer",
+    )  # fmt: skip
 
     def markers(self) -> list[str]:
         return [m for m in self.RUN_MARKERS if (self.path / m).exists()]
@@ -344,6 +353,29 @@ class CrossValidationDir:
 
     def write_summary(self, summary: dict) -> None:
         self.summary.write_text(json.dumps(summary, indent=2))
+
+
+@contextmanager
+def one_writer(run: RunDir) -> Iterator[None]:
+    """One run dir, one writer: a second ``facemix-train`` into the same dir (two resumes started together) is
+    refused while the first holds the lock; the kernel releases it when the holder exits or is killed."""
+    from filelock import FileLock, Timeout
+
+    run.path.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run.path / ".writer.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        owner = (run.path / ".writer").read_text().strip() if (run.path / ".writer").is_file() else "another process"
+        raise FacemixConfigError(
+            f"{run.path} is being written by {owner}: one run dir has one writer, so this command left it alone. "
+            "Wait for that run to end (or stop it), then resume: facemix-train ckpt_path=<run dir>."
+        ) from None
+    try:
+        (run.path / ".writer").write_text(f"facemix-train pid {os.getpid()} on {socket.gethostname()}")
+        yield
+    finally:
+        lock.release()
 
 
 def fresh_dir(path: Path) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
@@ -27,10 +28,11 @@ from facemix.reports.dataset_card import render_card_figures
 from facemix.reports.pages import write_run_page
 from facemix.run.distributed import is_rank_zero, one_job_for_ddp
 from facemix.run.quiet import quiet_libraries
-from facemix.run.resume import resume_checkpoint
-from facemix.run.rundir import RunDir
+from facemix.run.resume import requeued_resume, resume_checkpoint, slurm_restarts
+from facemix.run.rundir import RunDir, one_writer
 from facemix.training.build import build_datamodule, build_module, build_trainer, preprocessing_of, probe_plan
 from facemix.training.callbacks import DataWaitMonitor
+from facemix.training.checkpoint_io import remove_partials
 from facemix.training.loggers import log_run_end, log_run_start, run_params
 from facemix.training.lr_find import find_learning_rate
 from facemix.training.speed import log_speed, speed_settings
@@ -70,13 +72,13 @@ def train(cfg: DictConfig) -> float | None:
     run = RunDir(cfg.paths.output_dir)
     quiet_libraries(bool(cfg.get("verbose")))
     validate_config(cfg)
-    resume_from = resume_checkpoint(cfg.get("ckpt_path"), run.path)
-    _guard_run_dir(run, resuming=resume_from is not None)
+    resume_from = resume_checkpoint(cfg.get("ckpt_path"), run.path) or requeued_resume(run)
+    _guard_run_dir(run, resuming=resume_from is not None or slurm_restarts() > 0)  # a requeued job: its own dir
     if resume_from:
         _check_resumed_architecture(resume_from, cfg)
+    with one_writer(run) if is_rank_zero() else nullcontext(), one_job_for_ddp(run.path):
         if is_rank_zero():
-            run.archive_reports()
-    with one_job_for_ddp(run.path):
+            remove_partials(run.checkpoints)  # what a killed save left behind
         return fit_and_report(cfg, run, resume_from)
 
 
@@ -109,6 +111,8 @@ def fit_and_report(cfg: DictConfig, run: RunDir, resume_from: str | None) -> flo
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
+        if resume_from:  # only now, with the new training done: a failed continuation leaves the run as it was
+            run.archive_reports()
         render_card_figures(run.card_json, run.card_figure, run.label_conflicts_figure)
         reported = report_best(cfg, run, trainer, module, datamodule)
         report = report_metrics(reported.evaluation, classes)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from tests.helpers import REPO, run_train, tensorboard_scalars, tiny_overrides
@@ -35,9 +36,15 @@ def _wait_for_loadable(path, proc, timeout=240):
     raise AssertionError(f"{path} never appeared")
 
 
-def test_sigterm_records_interrupted_and_the_readme_resume_finishes_the_same_run(data_dir, tmp_path):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_process_group_signal_records_interrupted_and_the_readme_resume_finishes_the_same_run(
+    data_dir, tmp_path, sig, code
+):
+    """The signal goes to the whole process group, loader workers included (what Ctrl-C in a terminal and SLURM's
+    SIGTERM do): the run still stops at the next batch with its interrupt record and the shell's exit code."""
     run_dir = tmp_path / "run"
     overrides = [*tiny_overrides(data_dir, run_dir), *SLOW_EPOCHS]
+    overrides = [o for o in overrides if not o.startswith("data.num_workers")] + ["data.num_workers=2"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "facemix.train", *overrides],
         cwd=REPO,
@@ -49,17 +56,19 @@ def test_sigterm_records_interrupted_and_the_readme_resume_finishes_the_same_run
         first = _wait_for_loadable(run_dir / "checkpoints" / "last.ckpt", proc)
         time.sleep(0.5)  # into the next epoch (3 epochs of 60 steps: well before the end)
         assert proc.poll() is None
-        os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143  # 128 + SIGTERM, as a shell reports it; never 0
+        os.killpg(proc.pid, sig)
+        assert proc.wait(timeout=60) == code  # 128 + the signal, as a shell reports it; never 0
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert first["epoch"] == 0 and not (run_dir / "summary.json").exists()
     record = json.loads((run_dir / "failed.json").read_text())
-    assert record["status"] == "interrupted" and record["error"] == "SIGTERM"
+    assert record["status"] == "interrupted" and record["error"] == sig.name
     assert record["completed_epochs"] in (1, 2) and record["resume_from"] == str(run_dir / "checkpoints" / "last.ckpt")
     assert f"ckpt_path={run_dir}" in record["message"]
     config_before = (run_dir / ".hydra" / "config.yaml").read_bytes()
+    if sig == signal.SIGINT:  # the resume below is the same for both signals: once is enough
+        return
 
     result = run_train(f"ckpt_path={run_dir}")  # verbatim README: the run's model, size and data are replayed
     assert "Restored all states from the checkpoint" in result.stdout + result.stderr

@@ -4,10 +4,11 @@ interrupt record agree on every form of it."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from facemix.config.preflight import CommandLine, refuse_existing_run_dir, replay_for_resume
 from facemix.errors import FacemixConfigError
-from facemix.run.resume import hydra_subdir, resume_checkpoint, resume_point, resumes, run_dir_for
+from facemix.run.resume import hydra_subdir, requeued_resume, resume_checkpoint, resume_point, resumes, run_dir_for
 from facemix.run.rundir import RunDir
 
 
@@ -31,7 +32,7 @@ def test_every_way_of_saying_no_checkpoint_starts_a_new_run(ckpt_path, tmp_path)
 def test_a_run_dir_or_checkpoint_resumes_in_its_own_dir(tmp_path):
     run = RunDir(tmp_path / "run")
     run.checkpoints.mkdir(parents=True)
-    run.last_checkpoint.write_bytes(b"x")
+    run.last_checkpoint.write_bytes(b"x")  # damaged: resume_point must still not fail
     assert resumes(str(run.path)) and run_dir_for(str(run.path), "outputs/new") == str(run.path.resolve())
     assert run_dir_for(str(run.last_checkpoint), "outputs/new") == str(run.path.resolve())
     assert hydra_subdir(str(run.path)).startswith(f"{RunDir.HYDRA}/resumed-")
@@ -43,9 +44,9 @@ def test_resume_checkpoint_reads_every_form_of_ckpt_path(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     last = run / "checkpoints" / "last.ckpt"
-    last.write_bytes(b"x")
     best = run / "checkpoints" / "epoch_003.ckpt"
-    best.write_bytes(b"x")
+    for path in (last, best):  # real (tiny) checkpoints: a run dir resumes from one that loads
+        torch.save({"state_dict": {}, "epoch": 3}, path)
     assert resume_checkpoint(None, None) is None and resume_checkpoint("null", str(run)) is None
     assert resume_checkpoint(str(run), None) == str(last)  # a run dir: its last.ckpt
     assert resume_checkpoint("last", str(run)) == str(last)  # `last` with hydra.run.dir
@@ -65,3 +66,37 @@ def test_resume_checkpoint_names_what_is_missing(tmp_path, make, ckpt, expect):
         (tmp_path / make).mkdir()
     with pytest.raises(FacemixConfigError, match=expect):
         resume_checkpoint(ckpt.format(run=tmp_path / "run", tmp=tmp_path), None)
+
+
+def test_a_damaged_last_checkpoint_falls_back_to_the_newest_one_that_loads(tmp_path):
+    """A kill or a cut copy can leave last.ckpt truncated: the resume takes the newest checkpoint that opens."""
+    run = RunDir(tmp_path / "run")
+    run.checkpoints.mkdir(parents=True)
+    torch.save({"state_dict": {}, "epoch": 2}, run.checkpoints / "epoch_002.ckpt")
+    torch.save({"state_dict": {}, "epoch": 4}, run.checkpoints / "epoch_004.ckpt")
+    data = (run.checkpoints / "epoch_004.ckpt").read_bytes()
+    run.last_checkpoint.write_bytes(data[: len(data) // 2])  # truncated
+    assert resume_checkpoint(str(run.path), None) == str(run.checkpoints / "epoch_004.ckpt")
+    run.last_checkpoint.unlink()
+    assert resume_checkpoint(str(run.path), None) == str(run.checkpoints / "epoch_004.ckpt")  # missing: the same
+
+
+def test_a_requeued_slurm_job_continues_from_its_newest_checkpoint(checkpoint, monkeypatch):
+    """SLURM requeues a preempted job with its first command line: it must continue in its own dir from the newest
+    checkpoint that loads (Lightning's mid-epoch ``hpc_ckpt`` when newer), not refuse the dir or start over."""
+    import os
+
+    run = RunDir(checkpoint.parent.parent)
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    assert requeued_resume(run) is None  # a first start is never a resume
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert requeued_resume(run) == str(checkpoint)
+    hpc = run.path / "hpc_ckpt_1.ckpt"
+    hpc.write_bytes(checkpoint.read_bytes())
+    os.utime(checkpoint, ns=(1, 1))  # the epoch checkpoint older than Lightning's requeue checkpoint
+    assert requeued_resume(run) == str(hpc)
+    hpc.write_bytes(b"cut short")
+    assert requeued_resume(run) == str(checkpoint)  # the damaged one is passed over
+    empty = RunDir(run.path.parent / "requeued-early")
+    empty.path.mkdir()
+    assert requeued_resume(empty) is None  # requeued before its first checkpoint: a fresh start in its dir
