@@ -37,6 +37,7 @@ VARIANTS = {
     "early_stopping": ["callbacks=early_stopping"],
     "cosine": ["scheduler=cosine"],
     "modern": ["recipe=modern"],
+    "ema_mixup_cosine": ["averaging=ema", "regularization=mixup", "scheduler=cosine"],
 }
 DATA = {
     "shared": ["data/sources=shared_samples", f"data.root={SHARED}"],
@@ -64,7 +65,7 @@ def paired(results: dict[str, dict], work: Path) -> dict[str, str]:
         [sys.executable, "-m", "facemix.compare", *dirs, f"output_dir={work / 'compare'}"],
         cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    rows = [line for line in out.stdout.split("Paired differences", 1)[-1].splitlines() if line.startswith("| ")][2:]
+    rows = [line for line in out.stdout.split("Paired differences", 1)[-1].splitlines() if line.startswith("| ")][1:]
     deltas = {}
     for row, name in zip(rows, [n for n in results if n != "default"], strict=False):
         cells = [c.strip() for c in row.strip("|").split("|")]

@@ -8,6 +8,8 @@ temperature): calibration fits a new temperature on them, everything else reads 
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from facemix.augment.tta import views
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,13 @@ def predict(module, dataset: Dataset, batch_size: int = 64, num_workers: int = 0
     module.eval()
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
     logits, targets = [], []
+    started = time.perf_counter()
     for x, y, _ in loader:
         x = x.to(module.device)
         logits.append(torch.stack([module.logits(v).float() for v in views(x, tta)]).mean(dim=0).cpu())
         targets.append(torch.as_tensor(y))
+    seconds, count = time.perf_counter() - started, sum(len(t) for t in targets)
+    log.info("predicted %d images in %.1f s (%.0f images/s, tta=%s)", count, seconds, count / max(seconds, 1e-9), tta)
     if not logits:
         return Predictions(np.zeros((0, int(module.hparams.num_classes)), np.float32), 1.0, np.zeros(0, np.int64))
     return Predictions(torch.cat(logits).numpy(), float(module.temperature), torch.cat(targets).numpy())

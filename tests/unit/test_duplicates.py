@@ -40,6 +40,7 @@ def test_near_pairs_is_exact_at_the_radius_edge():
     assert len(qi) == len(got)  # each pair once, although it may sit close in several bands
 
 
+@pytest.mark.slow  # seconds, not milliseconds: in `make test`, not `make test-fast`
 def test_candidates_equal_all_pairs_on_20k_random_hashes_with_planted_near_pairs():
     rng = np.random.default_rng(1)
     n = 20_000

@@ -176,3 +176,18 @@ def test_checkpoint_averaging_is_the_mean_of_the_weights(tmp_path):
     ckpt = load_checkpoint(out)
     assert torch.equal(ckpt["state_dict"]["w"], torch.ones(2)) and int(ckpt["state_dict"]["n"]) == 7
     assert ckpt["epoch"] == 0 and ckpt["facemix_averaged_from"] == [str(p) for p in paths]
+
+
+def test_the_modern_recipe_selects_its_groups_and_the_command_line_still_wins():
+    """``recipe=modern`` is a preset of other groups, not a copy of their values: each group it selects composes
+    as if chosen by hand, and a later choice on the command line replaces the preset's."""
+    from facemix.config.compose import compose_config
+
+    preset = compose_config(["recipe=modern"])
+    by_hand = compose_config(["averaging=ema", "report.tta=flip"])
+    for key in ("callbacks", "augment", "model", "loss", "report"):
+        assert preset[key] == by_hand[key], key
+    plain = compose_config([])
+    assert plain.callbacks.get("weight_averaging") is None and plain.report.tta == "none"  # not the default
+    mine = compose_config(["recipe=modern", "averaging=none", "report.tta=crops"])
+    assert mine.callbacks.get("weight_averaging") is None and mine.report.tta == "crops"

@@ -78,6 +78,7 @@ def test_pretrained_true_without_network_fails_fast_and_names_the_file_alternati
     assert time.perf_counter() - start < 10
 
 
+@pytest.mark.slow  # seconds, not milliseconds: in `make test`, not `make test-fast`
 def test_entry_point_plugin_is_discovered(tmp_path):
     """A real installed distribution (dist-info with entry_points.txt) on sys.path registers its model."""
     (tmp_path / "tinyzoo.py").write_text(

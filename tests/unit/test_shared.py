@@ -7,6 +7,7 @@ import signal
 import time
 
 import numpy as np
+import pytest
 
 from facemix.data.cache import build_cache
 from facemix.data.demo import demo_plan, write_demo
@@ -76,6 +77,7 @@ def test_four_jobs_draw_the_demo_once(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
 
+@pytest.mark.slow  # seconds, not milliseconds: in `make test`, not `make test-fast`
 def test_a_killed_builder_blocks_nobody_and_the_next_job_rebuilds(tmp_path):
     root = tmp_path / "demo"
     builder = FORK.Process(target=write_demo, args=(root, 0.05, 0, False))
