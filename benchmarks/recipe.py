@@ -38,6 +38,15 @@ VARIANTS = {
     "cosine": ["scheduler=cosine"],
     "modern": ["recipe=modern"],
     "ema_mixup_cosine": ["averaging=ema", "regularization=mixup", "scheduler=cosine"],
+    # the EMA as it was before its batch-norm statistics were recomputed (the averaged ones kept)
+    "ema_averaged_bn": ["averaging=ema", "callbacks.weight_averaging.batch_norm_images=0"],
+    "modern_averaged_bn": ["recipe=modern", "callbacks.weight_averaging.batch_norm_images=0"],
+    "ema_mixup_cosine_averaged_bn": [
+        "averaging=ema",
+        "regularization=mixup",
+        "scheduler=cosine",
+        "callbacks.weight_averaging.batch_norm_images=0",
+    ],
 }
 DATA = {
     "shared": ["data/sources=shared_samples", f"data.root={SHARED}"],

@@ -209,6 +209,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "callbacks.weight_averaging": {
         "decay": Key(number(0, 1, low_open=True, high_open=True), "a decay in (0, 1)", ("train averaging=ema",)),
+        "batch_norm_images": Key(
+            whole(0), "a whole number >= 0 (0: keep the averaged statistics)", ("train averaging=ema",)
+        ),
     },
     "loss": {
         "label_smoothing": Key(number(0, 1, high_open=True), "a number in [0, 1)"),

@@ -186,6 +186,16 @@ class FaceMixDataModule(pl.LightningDataModule):
             return self._loader("train", shuffle=True, drop_last=drop_last)
         return self._loader("train", sampler=sampler, drop_last=drop_last)
 
+    def calibration_loader(self, images: int = 1024) -> DataLoader:
+        """Up to ``images`` train rows as evaluation sees them (no augmentation, from the cache), in a seeded order
+        that mixes the classes: what averaged weights recompute their batch-norm statistics on. In this process, so
+        no worker starts and no training random state is touched."""
+        dataset = self.datasets["train"]
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed))[:images].tolist()
+        transform = eval_transform(self.image_size, self.interpolation)
+        rows = ManifestDataset([dataset.samples[i] for i in order], self.class_to_idx, transform, dataset.images)
+        return DataLoader(rows, batch_size=self.batch_size, shuffle=False, drop_last=len(rows) > self.batch_size)
+
     def _eval_loader(self, split: str) -> DataLoader:
         """Under DDP each rank scores a disjoint part and nothing is repeated (Lightning's default sampler pads with
         repeats), so the synchronised val metrics equal a single-process pass over the split."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -139,17 +139,66 @@ def warmup_ema(decay: float, power: float = 0.75):
     return update
 
 
+@torch.no_grad()
+def recompute_batch_norm(module: pl.LightningModule, batches: Iterable, max_images: int) -> int:
+    """Batch-norm statistics recomputed for the weights the module holds now (torch's ``swa_utils.update_bn``):
+    averaged weights with averaged running statistics do not match (the statistics of step n were measured with the
+    weights of step n), and on short runs the mismatch made a from-scratch MobileNetV2 predict one class (muffin /
+    chihuahua, 48 steps: val macro F1 0.44 with the averaged statistics, 0.72 recomputed). Each layer's statistic
+    becomes the plain mean over the batches (momentum None); returns how many images were seen."""
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in norms if m.track_running_stats]
+    if not norms:
+        return 0
+    state = [(m, m.momentum, m.training) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    seen = 0
+    for batch in batches:
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        module.logits(x.to(module.device))
+        seen += len(x)
+        if seen >= max_images:
+            break
+    for m, momentum, training in state:
+        m.momentum = momentum
+        m.train(training)
+    return seen
+
+
 class EMA(WeightAveraging):
     """Exponential moving average of the weights (Lightning's ``WeightAveraging``, timm's warm-up): validation,
     the checkpoints' ``state_dict`` and so the report, export and calibration use the averaged weights; a resume
-    continues training from the raw ones (``current_model_state``)."""
+    continues training from the raw ones (``current_model_state``). Before each validation the averaged weights get
+    batch-norm statistics of their own, from up to ``batch_norm_images`` train images without augmentation
+    (``recompute_batch_norm``; 0 keeps the averaged statistics)."""
 
-    def __init__(self, decay: float = 0.998, power: float = 0.75, start_step: int = 0, use_buffers: bool = True):
+    def __init__(
+        self,
+        decay: float = 0.998,
+        power: float = 0.75,
+        start_step: int = 0,
+        use_buffers: bool = True,
+        batch_norm_images: int = 1024,
+    ):
         super().__init__(use_buffers=use_buffers, multi_avg_fn=warmup_ema(decay, power))
         self.start_step = start_step
+        self.batch_norm_images = batch_norm_images
 
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
         return step_idx is not None and step_idx >= self.start_step
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_epoch_start(trainer, pl_module)  # the module holds the averaged weights now
+        if self._average_model is None or trainer.sanity_checking or self.batch_norm_images <= 0:
+            return
+        datamodule = getattr(trainer, "datamodule", None)
+        loader = (
+            datamodule.calibration_loader(self.batch_norm_images) if hasattr(datamodule, "calibration_loader") else None
+        )
+        recompute_batch_norm(pl_module, loader or trainer.train_dataloader, self.batch_norm_images)
 
 
 PROGRESS_LOGGER = "facemix.progress"  # the epoch lines: always in train.log; on a terminal the progress bar shows

@@ -191,3 +191,43 @@ def test_the_modern_recipe_selects_its_groups_and_the_command_line_still_wins():
     assert plain.callbacks.get("weight_averaging") is None and plain.report.tta == "none"  # not the default
     mine = compose_config(["recipe=modern", "averaging=none", "report.tta=crops"])
     assert mine.callbacks.get("weight_averaging") is None and mine.report.tta == "crops"
+
+
+def test_averaged_weights_get_batch_norm_statistics_of_their_own():
+    """The running statistics after ``recompute_batch_norm`` are the plain mean / variance of what the layer saw
+    (computed here by hand), not a blend of earlier steps'; layer momenta and modes are restored."""
+    from facemix.training.callbacks import recompute_batch_norm
+
+    class Net(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm = torch.nn.BatchNorm2d(3, momentum=0.1)
+
+        def logits(self, x):
+            return self.norm(x.float())
+
+    net = Net().eval()
+    net.norm.running_mean.fill_(7.0)  # stale statistics, as averaged ones are
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(8, 3, 4, 4, generator=g) * 3 + 2,) for _ in range(4)]
+    assert recompute_batch_norm(net, batches, max_images=24) == 24  # stops after three batches
+    seen = torch.cat([b[0] for b in batches[:3]])
+    per_batch_var = [b[0].transpose(0, 1).reshape(3, -1).var(dim=1, unbiased=True) for b in batches[:3]]
+    assert torch.allclose(net.norm.running_mean, seen.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert torch.allclose(net.norm.running_var, torch.stack(per_batch_var).mean(dim=0), atol=1e-4)
+    assert net.norm.momentum == 0.1 and not net.norm.training
+
+
+def test_ema_validates_with_recomputed_statistics(tmp_path):
+    """With recomputation the averaged network's statistics are those of its own weights on the train images;
+    without it they are the blend the average carried."""
+    from facemix.training.callbacks import recompute_batch_norm
+
+    torch.manual_seed(0)
+    options = {**OPTIONS, "batch_norm": True}
+    module = ClassifierModule("simple_cnn", 3, ["a", "b", "c"], 16, options=options, scheduler=CONSTANT)
+    _fit(module, 2, [EMA(decay=0.9, batch_norm_images=64)], tmp_path)  # after fit: the average, last validated
+    norm = next(m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    kept = norm.running_mean.clone()
+    recompute_batch_norm(module, DataLoader(Pixels(), batch_size=8, shuffle=True), 64)
+    assert torch.allclose(norm.running_mean, kept, atol=1e-5)  # what validation used is what the weights give
