@@ -20,7 +20,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     with user_errors_exit():
         validate_config(cfg)
         runs = [str(cfg.runs)] if isinstance(cfg.runs, str) else [str(r) for r in cfg.runs]
-        compare(runs, cfg.output_dir or cfg.paths.output_dir)
+        compare(runs, cfg.output_dir)
 
 
 def main() -> None:

@@ -203,7 +203,7 @@ def compare(paths: Sequence[str | Path], out_dir: str | Path) -> str:
             table += "\n" + section
     out = Path(out_dir)
     if not (out.is_dir() and not any((out / name).exists() for name in (TABLE, MARKDOWN, CHART))):
-        out = fresh_dir(out)  # Hydra's fresh run dir is used as it is; anything else gets a new sibling
+        out = fresh_dir(out)  # an empty folder is used as it is; one holding a comparison gets a new sibling
     with open(out / TABLE, "w", newline="") as fh:
         csv.writer(fh).writerows([header, *rows])
     (out / MARKDOWN).write_text(table)

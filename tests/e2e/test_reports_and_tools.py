@@ -189,6 +189,7 @@ def test_compare_lists_finished_and_failed_runs(trained_run, tmp_path):
     assert_drawn(tmp_path / "cmp" / "comparison.png")
     assert "| run | status |" in result.stdout
     assert (tmp_path / "comparison.md").read_text() == "a user's own notes"  # nothing outside output_dir touched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cmp", "comparison.md", "sweep"]  # no Hydra dir or log
 
 
 def test_a_malicious_checkpoint_is_refused_not_executed(tmp_path):
