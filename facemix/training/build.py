@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from facemix import models
 from facemix.models.preprocessing import Preprocessing, resolve_preprocessing
 from facemix.models.pretrained import uses_pretrained_weights
-from facemix.training.callbacks import ClassWeightsFromTrainSplit, ProbeCheck
+from facemix.training.callbacks import ClassWeightsFromTrainSplit, InterruptAtNextBatch, ProbeCheck
 from facemix.training.speed import Choice, ProbePlan, multi_process
 
 
@@ -81,6 +81,7 @@ def build_trainer(cfg: DictConfig, speed: dict[str, Choice]) -> pl.Trainer:
         callbacks.append(ClassWeightsFromTrainSplit())
     if getattr(speed, "promise", None) is not None:  # the probe's promise, checked in the first epoch
         callbacks.append(ProbeCheck(speed.promise))
+    callbacks.append(InterruptAtNextBatch())
     loggers = instantiate_all(cfg.get("logger"))
     return instantiate(cfg.trainer, precision=speed["precision"].value, callbacks=callbacks, logger=loggers or False)
 

@@ -4,6 +4,9 @@ accuracy stop, the class weights of the train split, and an exponential moving a
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 import time
 from collections.abc import Iterable, Sequence
 
@@ -112,6 +115,47 @@ def inverse_frequency(counts: Sequence[int]) -> list[float]:
     (a class without images counts as one, so its weight stays finite)."""
     total = sum(counts)
     return [total / (len(counts) * max(1, n)) for n in counts]
+
+
+class InterruptAtNextBatch(pl.Callback):
+    """Ctrl-C (SIGINT) stops the run at the next batch, as Lightning does for SIGTERM. Python raises
+    KeyboardInterrupt wherever the main thread is, and one raised inside a finalizer (a loader iterator or a tensor
+    being collected) is printed and dropped: a process-group Ctrl-C was once lost that way and the run trained on to
+    exit 0. The handler only records the signal; the next batch (or epoch end) raises KeyboardInterrupt where
+    Lightning's graceful shutdown expects it; a second Ctrl-C raises at once. Main thread only (signal handlers
+    cannot be set elsewhere); the previous handler comes back at teardown, and a signal that arrived after the last
+    batch is delivered to it then."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self._raised = False
+        self._previous = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+        self.received = True
+
+    def _stop_if_asked(self, *args) -> None:
+        if self.received and not self._raised:
+            self._raised = True
+            raise KeyboardInterrupt
+
+    on_train_batch_start = on_validation_batch_start = on_train_epoch_end = on_validation_epoch_end = _stop_if_asked
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._previous is None:
+            return
+        current = signal.getsignal(signal.SIGINT)
+        if current == self._on_signal:  # Lightning sets SIG_IGN while it shuts down: leave that alone
+            signal.signal(signal.SIGINT, self._previous)
+            if self.received and not self._raised:
+                os.kill(os.getpid(), signal.SIGINT)
+        self._previous = None
 
 
 class ClassWeightsFromTrainSplit(pl.Callback):

@@ -63,3 +63,48 @@ def test_an_interrupt_before_the_first_checkpoint_says_there_is_nothing_to_resum
 def test_the_nearest_key_is_named_only_when_one_is_close():
     assert nearest_key("data.batchsize", ["data.batch_size", "data.root"]) == "data.batch_size"
     assert nearest_key("zzz", ["data.batch_size"]) is None
+
+
+def test_ctrl_c_inside_a_finalizer_still_stops_the_run_at_the_next_batch(tmp_path):
+    """Python drops a KeyboardInterrupt raised inside ``__del__`` ("Exception ignored in ..."): a Ctrl-C that
+    arrived while a loader iterator was being collected was lost and the run trained on to exit 0. With
+    ``InterruptAtNextBatch`` the signal is recorded and the next batch stops the run as Lightning's Ctrl-C does."""
+    import os
+    import signal
+
+    import pytorch_lightning as pl
+    import torch
+
+    from facemix.training.callbacks import InterruptAtNextBatch
+
+    class Collected:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)  # delivered while the finalizer runs
+
+    class Net(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+            self.steps = 0
+
+        def training_step(self, batch, batch_idx):
+            self.steps += 1
+            if batch_idx == 2:
+                Collected()  # collected at once: the signal arrives inside __del__
+            return self.layer(batch[0]).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(40, 2)), batch_size=2)
+    net, before = Net(), signal.getsignal(signal.SIGINT)
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[InterruptAtNextBatch()],
+                         default_root_dir=tmp_path)  # fmt: skip
+    try:
+        with pytest.raises(SystemExit) as stopped:  # Lightning's graceful Ctrl-C: sys.exit(1) in the handler
+            trainer.fit(net, data)
+        assert interrupt_signal(stopped.value) == "SIGINT"
+        assert net.steps == 3  # the batch after the signal never ran (of 20)
+    finally:
+        signal.signal(signal.SIGINT, before)
