@@ -12,6 +12,7 @@ A resumed run writes into the run dir it started in (Hydra fixes the run dir bef
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -113,8 +114,6 @@ def resume_point(run: RunDir) -> tuple[str | None, int | None]:
 
 def slurm_restarts() -> int:
     """How often SLURM requeued this job (``SLURM_RESTART_COUNT``; 0 outside SLURM or on the first start)."""
-    import os
-
     return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
 
 
