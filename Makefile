@@ -21,11 +21,15 @@ setup: $(STAMP)
 train: $(STAMP)
 	$(PY) -m facemix.train $(ARGS)
 
+# pytest-xdist: unit tests on up to 4 CPUs at once; the end-to-end ones one after another on one of them
+# (tests/conftest.py groups them). WORKERS=0 runs everything in this process.
+WORKERS ?= $(shell $(PYTHON) -c "import os; print(max(1, min(4, len(os.sched_getaffinity(0)))))")
+
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 NO_ALBUMENTATIONS_UPDATE=1 $(PY) -m pytest $(ARGS)
+	HF_HUB_OFFLINE=1 NO_ALBUMENTATIONS_UPDATE=1 $(PY) -m pytest -n $(WORKERS) --dist loadgroup $(ARGS)
 
 test-fast: $(STAMP)
-	HF_HUB_OFFLINE=1 NO_ALBUMENTATIONS_UPDATE=1 $(PY) -m pytest -m "not slow" $(ARGS)
+	HF_HUB_OFFLINE=1 NO_ALBUMENTATIONS_UPDATE=1 $(PY) -m pytest -m "not slow" -n $(WORKERS) $(ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/loader.py && $(PY) benchmarks/train_step.py

@@ -35,8 +35,11 @@ CLASSES = ["real", "fake", "masked"]
 
 
 def build_module(name: str, size: int, channels_last: bool | None = None) -> ClassifierModule:
-    cfg = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
-    cfg.pop("_target_")
+    model = OmegaConf.load(CONF / f"{name}.yaml")
+    model.pop("defaults", None)  # every model config is [_base, _self_]: the base first, the model over it
+    cfg = OmegaConf.to_container(OmegaConf.merge(OmegaConf.load(CONF / "_base.yaml"), model))
+    for key in ("_target_", "finetune", "mixup"):
+        cfg.pop(key, None)
     # the network as configured, with the speed settings this script varies itself (auto is facemix.train's job)
     cfg["channels_last"] = bool(channels_last)
     cfg["compile"] = False

@@ -193,6 +193,22 @@ def test_short_and_debug_runs_do_not_probe_and_reprobe_times_again(tmp_path):
     assert json.loads(cache.read_text())[key]["reason"] != "a stale reading"  # replaced
 
 
+@pytest.mark.parametrize(("name", "depthwise"), [("mobilenetv2", True), ("vgg16", False), ("simple_cnn", False)])
+def test_unprobed_cpu_runs_train_depthwise_networks_channels_last(tmp_path, name, depthwise):
+    """MobileNetV2 is built of depthwise-separable blocks, VGG16 and the small CNN of plain convolutions."""
+    trainer, model = _cfgs()
+    model.name = name
+    short = speed_settings(trainer, model, 32, 8, 3, tmp_path / "probes.json", ProbePlan(total_steps=4))
+    assert short["channels_last"].value is depthwise
+    assert ("depthwise" in short["channels_last"].reason) is depthwise
+    ranks = speed_settings(*_cfgs(devices=2)[:1], model, 32, 8, 3, tmp_path / "probes.json", LONG_RUN)
+    assert ranks["channels_last"].value is depthwise  # every rank applies the same rule: they agree
+    model.channels_last = False
+    forced = speed_settings(trainer, model, 32, 8, 3, tmp_path / "probes.json", ProbePlan(total_steps=4))
+    assert forced["channels_last"].value is False and forced["channels_last"].reason == "set in the config"
+    assert not (tmp_path / "probes.json").exists()
+
+
 def test_the_run_drops_a_cached_promise_its_first_epoch_did_not_keep(tmp_path):
     from facemix.training.callbacks import DataWaitMonitor, ProbeCheck
     from facemix.training.speed import ProbeCache, Promise
