@@ -22,19 +22,12 @@ def pytest_configure(config) -> None:
         config.addinivalue_line("filterwarnings", f"ignore:{pattern}")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist names each test by its group, and before -m deselects
 def pytest_collection_modifyitems(items) -> None:
     """Every end-to-end and integration test is ``slow`` by where it lives, so ``make test-fast`` (``-m 'not
-    slow'``) is the unit suite without anyone having to remember a marker.
-
-    Under pytest-xdist (``make test`` runs ``-n <cpus> --dist loadgroup``) the slow tests share one group, so they
-    run one after another on one worker while the others take the unit tests: they start processes, loader workers
-    and DDP ranks of their own and time signals against checkpoints, and side by side on 2 cores one of them took
-    207 s of its 240 s deadline (README, "Tests")."""
+    slow'``) is the unit suite without anyone having to remember a marker."""
     for item in items:
         if Path(str(item.fspath)).parent.name in SLOW_FOLDERS:
             item.add_marker(pytest.mark.slow)
-            item.add_marker(pytest.mark.xdist_group("one_at_a_time"))
 
 
 SHARED_DATA = REPO.parent / "shared" / "data"
