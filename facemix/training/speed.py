@@ -361,31 +361,34 @@ def speed_settings(
     return speed(result.precision, result.channels_last, result.reason, promise)
 
 
-def has_depthwise_convolutions(model_cfg, image_size: int) -> bool:
-    """Whether the network has depthwise convolutions (MobileNet, EfficientNet, ConvNeXt...): without a probe, a CPU
-    run trains those channels_last, where oneDNN's depthwise kernels run faster (MobileNetV2 1.19-1.49x on 64-96 px
-    on an AVX2 EPYC, 1.46x on an AVX-512 EPYC, BENCHMARKS.md); other networks stay contiguous (VGG16 gained on one
-    CPU and lost on another). Built on the meta device: no memory, no initialisation cost."""
+def _network(model_cfg, num_classes: int, image_size: int) -> nn.Module:
+    """The network as the run builds it, random weights (what the probe times and the layout rule inspects)."""
     from facemix.models import create
 
     freeze = bool(model_cfg.get("freeze_backbone", False))
-    with torch.device("meta"), torch.random.fork_rng(devices=[]):
-        net = create(model_cfg.name, 3, image_size=image_size, freeze_backbone=freeze, **_options(model_cfg))
+    return create(model_cfg.name, num_classes, image_size=image_size, freeze_backbone=freeze, **_options(model_cfg))
+
+
+def has_depthwise_convolutions(model_cfg, image_size: int) -> bool:
+    """Whether the network has depthwise convolutions (MobileNet, EfficientNet, ConvNeXt...): without a probe, a CPU
+    run trains those channels_last, where oneDNN's depthwise kernels run faster (BENCHMARKS.md); other networks stay
+    contiguous (VGG16 gained on one CPU and lost on another). Built on the meta device: no memory, no initialisation
+    cost; a network that cannot be built there keeps the contiguous default."""
+    try:
+        with torch.device("meta"), torch.random.fork_rng(devices=[]):
+            net = _network(model_cfg, 3, image_size)
+    except (RuntimeError, NotImplementedError) as exc:
+        log.info("layout rule: %s could not be built on the meta device (%s); contiguous", model_cfg.name, exc)
+        return False
     return any(isinstance(m, nn.Conv2d) and 1 < m.groups == m.in_channels for m in net.modules())
 
 
 def _probe(model_cfg, num_classes, image_size, batch_size, device, candidates, rounds: int) -> ProbeResult:
-    from facemix.models import create
-
-    options = _options(model_cfg)
-
-    def build() -> nn.Module:  # the network as the run builds it, random weights (the timing is the same)
-        freeze = bool(model_cfg.get("freeze_backbone", False))
-        return create(model_cfg.name, num_classes, image_size=image_size, freeze_backbone=freeze, **options)
-
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):  # the run's seeded initialisation must not depend on the cache
-        result = probe_speed(build, image_size, batch_size, device, candidates, rounds)
+        result = probe_speed(
+            lambda: _network(model_cfg, num_classes, image_size), image_size, batch_size, device, candidates, rounds
+        )
     return replace(result, reason=f"{result.reason}; probe took {time.perf_counter() - started:.1f} s")
 
 
